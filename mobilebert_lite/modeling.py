@@ -1,0 +1,312 @@
+"""The eight MobileBert* classes with transformers' names, inputs, outputs and losses (NumPy in, NumPy out)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from . import losses, reference
+from .backends import make_ops
+from .config import MobileBertConfig
+from .inputs import label_array, prepare_inputs
+from .outputs import (
+    BaseModelOutputWithPooling,
+    MaskedLMOutput,
+    MobileBertForPreTrainingOutput,
+    MultipleChoiceModelOutput,
+    NextSentencePredictorOutput,
+    QuestionAnsweringModelOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
+from .weights import class_spec, read_raw_weights, save_weights, select_weights
+
+
+class MobileBertPreTrainedModel:
+    """Shared loading, saving and encoder plumbing. Subclasses implement `forward` like their HF twins."""
+
+    def __init__(self, config: MobileBertConfig, params: dict | None = None, *, backend: str | None = None,
+                 num_threads: int | None = None, seed: int = 0):
+        if not isinstance(config, MobileBertConfig):
+            raise TypeError(f"config must be a MobileBertConfig, got {type(config).__name__}")
+        config.validate()
+        self._check_config(config)
+        self.config = config
+        if params is None:
+            params = random_params(config, type(self).__name__, seed)
+        else:
+            params = select_weights(config, type(self).__name__, params)
+        self.params = params
+        self.ops = make_ops(backend, num_threads)
+        self.backend = self.ops.name
+        self.num_threads = num_threads
+
+    @staticmethod
+    def _check_config(config: MobileBertConfig) -> None:
+        pass
+
+    # ----------------------------------------------------------------------------------- loading and saving
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *, config: MobileBertConfig | None = None,
+                        backend: str | None = None, num_threads: int | None = None, **config_overrides):
+        """Load a local model directory (config.json + model.safetensors or a sharded index)."""
+        path = os.fspath(pretrained_model_name_or_path)
+        if not os.path.isdir(path):
+            raise FileNotFoundError(f"model directory {path} does not exist")
+        if config is None:
+            config = MobileBertConfig.from_pretrained(path, **config_overrides)
+        elif config_overrides:
+            raise TypeError("pass either config= or config overrides, not both")
+        return cls(config, read_raw_weights(path), backend=backend, num_threads=num_threads)
+
+    def save_pretrained(self, save_directory) -> None:
+        """Write config.json and model.safetensors with HF's key names for this class (loadable by HF)."""
+        os.makedirs(save_directory, exist_ok=True)
+        config = self.config.copy()
+        config.architectures = [type(self).__name__]
+        save_weights(save_directory, type(self).__name__, self.params)
+        config.save_pretrained(save_directory)
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(layers={self.config.num_hidden_layers}, hidden={self.config.hidden_size}, "
+                f"backend={self.backend!r})")
+
+    # ------------------------------------------------------------------------------------------ plumbing
+    def _flags(self, output_hidden_states, output_attentions, return_dict):
+        cfg = self.config
+        return (cfg.output_hidden_states if output_hidden_states is None else bool(output_hidden_states),
+                cfg.output_attentions if output_attentions is None else bool(output_attentions),
+                cfg.return_dict if return_dict is None else bool(return_dict))
+
+    def _encode(self, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+                output_hidden_states, output_attentions, rank=2):
+        inp = prepare_inputs(self.config, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+                             rank=rank)
+        last, hidden, attn = reference.encode(
+            self.config, self.params, self.ops, inp["input_ids"], inp["inputs_embeds"], inp["attention_mask"],
+            inp["token_type_ids"], inp["position_ids"], output_hidden_states, output_attentions)
+        return inp, last, hidden, attn
+
+    def _pooled(self, last):
+        return reference.pool(self.config, self.params, self.ops, last)
+
+    def _linear_head(self, x, prefix):
+        return self.ops.linear(x, self.params[prefix + "weight"], self.params[prefix + "bias"])
+
+    @staticmethod
+    def _finish(output, return_dict):
+        return output if return_dict else output.to_tuple()
+
+
+_COMMON_DOC = """
+    Inputs (NumPy arrays or nested lists): input_ids [B, L] or inputs_embeds [B, L, embedding_size] (exactly one),
+    attention_mask, token_type_ids, position_ids [B, L]; output_hidden_states, output_attentions, return_dict.
+"""
+
+
+class MobileBertModel(MobileBertPreTrainedModel):
+    __doc__ = "The bare encoder: last_hidden_state, pooler_output, hidden_states, attentions." + _COMMON_DOC
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                inputs_embeds=None, output_hidden_states=None, output_attentions=None, return_dict=None):
+        hs, at, rd = self._flags(output_hidden_states, output_attentions, return_dict)
+        _, last, hidden, attn = self._encode(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+                                             hs, at)
+        out = BaseModelOutputWithPooling(last_hidden_state=last, pooler_output=self._pooled(last),
+                                         hidden_states=hidden, attentions=attn)
+        return self._finish(out, rd)
+
+
+class MobileBertForPreTraining(MobileBertPreTrainedModel):
+    __doc__ = "MLM + next-sentence heads; loss = MLM CE + NSP CE when labels and next_sentence_label are given." \
+        + _COMMON_DOC
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                inputs_embeds=None, labels=None, next_sentence_label=None, output_hidden_states=None,
+                output_attentions=None, return_dict=None):
+        hs, at, rd = self._flags(output_hidden_states, output_attentions, return_dict)
+        inp, last, hidden, attn = self._encode(input_ids, attention_mask, token_type_ids, position_ids,
+                                               inputs_embeds, hs, at)
+        B, L = inp["shape"]
+        prediction_logits = reference.mlm_logits(self.config, self.params, self.ops, last)
+        seq_logits = self._linear_head(self._pooled(last), "cls.seq_relationship.")
+        loss = None
+        if labels is not None and next_sentence_label is not None:
+            mlm = losses.cross_entropy(prediction_logits, label_array("labels", labels, (B, L), True))
+            nsp = losses.cross_entropy(seq_logits, label_array("next_sentence_label", next_sentence_label, (B,), True))
+            loss = np.asarray(mlm + nsp, dtype=np.float32)
+        out = MobileBertForPreTrainingOutput(loss=loss, prediction_logits=prediction_logits,
+                                             seq_relationship_logits=seq_logits, hidden_states=hidden, attentions=attn)
+        return self._finish(out, rd)
+
+
+class MobileBertForMaskedLM(MobileBertPreTrainedModel):
+    __doc__ = "Masked-language-model head (no pooler); labels [B, L] with -100 ignored." + _COMMON_DOC
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                inputs_embeds=None, labels=None, output_hidden_states=None, output_attentions=None,
+                return_dict=None):
+        hs, at, rd = self._flags(output_hidden_states, output_attentions, return_dict)
+        inp, last, hidden, attn = self._encode(input_ids, attention_mask, token_type_ids, position_ids,
+                                               inputs_embeds, hs, at)
+        logits = reference.mlm_logits(self.config, self.params, self.ops, last)
+        loss = None
+        if labels is not None:
+            loss = losses.cross_entropy(logits, label_array("labels", labels, inp["shape"], True))
+        return self._finish(MaskedLMOutput(loss=loss, logits=logits, hidden_states=hidden, attentions=attn), rd)
+
+
+class MobileBertForNextSentencePrediction(MobileBertPreTrainedModel):
+    __doc__ = "Next-sentence head on the pooled output; labels [B] (0 = B continues A)." + _COMMON_DOC
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                inputs_embeds=None, labels=None, output_hidden_states=None, output_attentions=None,
+                return_dict=None):
+        hs, at, rd = self._flags(output_hidden_states, output_attentions, return_dict)
+        inp, last, hidden, attn = self._encode(input_ids, attention_mask, token_type_ids, position_ids,
+                                               inputs_embeds, hs, at)
+        logits = self._linear_head(self._pooled(last), "cls.seq_relationship.")
+        loss = None
+        if labels is not None:
+            loss = losses.cross_entropy(logits, label_array("labels", labels, inp["shape"][:1], True))
+        out = NextSentencePredictorOutput(loss=loss, logits=logits, hidden_states=hidden, attentions=attn)
+        return self._finish(out, rd)
+
+
+class MobileBertForSequenceClassification(MobileBertPreTrainedModel):
+    __doc__ = ("Classifier on the pooled output. The loss follows config.problem_type, inferred on the first call "
+               "with labels (and stored in the config) exactly as transformers does: regression (MSE) for "
+               "num_labels == 1, single-label CE for integer labels, multi-label BCE otherwise.") + _COMMON_DOC
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                inputs_embeds=None, labels=None, output_hidden_states=None, output_attentions=None,
+                return_dict=None):
+        hs, at, rd = self._flags(output_hidden_states, output_attentions, return_dict)
+        inp, last, hidden, attn = self._encode(input_ids, attention_mask, token_type_ids, position_ids,
+                                               inputs_embeds, hs, at)
+        logits = self._linear_head(self._pooled(last), "classifier.")
+        loss = None if labels is None else self._loss(logits, labels, inp["shape"][0])
+        return self._finish(SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=hidden,
+                                                     attentions=attn), rd)
+
+    def _loss(self, logits, labels, batch):
+        cfg, n = self.config, self.config.num_labels
+        raw = np.asarray(labels)
+        if cfg.problem_type is None:
+            if n == 1:
+                cfg.problem_type = "regression"
+            elif np.issubdtype(raw.dtype, np.integer) and raw.dtype != bool:
+                cfg.problem_type = "single_label_classification"
+            else:
+                cfg.problem_type = "multi_label_classification"
+        if cfg.problem_type == "regression":
+            shape = (batch,) if raw.ndim <= 1 else (batch, n)
+            y = label_array("labels", labels, shape, False)
+            return losses.mse(np.squeeze(logits), np.squeeze(y)) if n == 1 else losses.mse(logits, y)
+        if cfg.problem_type == "single_label_classification":
+            return losses.cross_entropy(logits, label_array("labels", labels, (batch,), True))
+        return losses.bce_with_logits(logits, label_array("labels", labels, (batch, n), False))
+
+
+class MobileBertForMultipleChoice(MobileBertPreTrainedModel):
+    __doc__ = ("Scores C candidate sequences per example. Inputs are [B, C, L] (inputs_embeds [B, C, L, E]); "
+               "logits [B, C]; labels [B] = index of the right choice.") + _COMMON_DOC
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                inputs_embeds=None, labels=None, output_hidden_states=None, output_attentions=None,
+                return_dict=None):
+        hs, at, rd = self._flags(output_hidden_states, output_attentions, return_dict)
+        inp, last, hidden, attn = self._encode(input_ids, attention_mask, token_type_ids, position_ids,
+                                               inputs_embeds, hs, at, rank=3)
+        B, C, _ = inp["shape"]
+        logits = self._linear_head(self._pooled(last), "classifier.").reshape(B, C)
+        loss = None
+        if labels is not None:
+            loss = losses.cross_entropy(logits, label_array("labels", labels, (B,), True))
+        return self._finish(MultipleChoiceModelOutput(loss=loss, logits=logits, hidden_states=hidden,
+                                                      attentions=attn), rd)
+
+
+class MobileBertForTokenClassification(MobileBertPreTrainedModel):
+    __doc__ = "Per-token classifier (no pooler); labels [B, L] with -100 ignored (the mask is not used)." \
+        + _COMMON_DOC
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                inputs_embeds=None, labels=None, output_hidden_states=None, output_attentions=None,
+                return_dict=None):
+        hs, at, rd = self._flags(output_hidden_states, output_attentions, return_dict)
+        inp, last, hidden, attn = self._encode(input_ids, attention_mask, token_type_ids, position_ids,
+                                               inputs_embeds, hs, at)
+        logits = self._linear_head(last, "classifier.")
+        loss = None
+        if labels is not None:
+            loss = losses.cross_entropy(logits, label_array("labels", labels, inp["shape"], True))
+        return self._finish(TokenClassifierOutput(loss=loss, logits=logits, hidden_states=hidden,
+                                                  attentions=attn), rd)
+
+
+class MobileBertForQuestionAnswering(MobileBertPreTrainedModel):
+    __doc__ = ("Span head (no pooler): start_logits, end_logits [B, L]. Loss with start_positions/end_positions "
+               "[B] (or [B, 1]): positions are clamped to [0, L] and L is ignored, as in transformers.") + _COMMON_DOC
+
+    @staticmethod
+    def _check_config(config):
+        if config.num_labels != 2:
+            raise ValueError(f"num_labels must be 2 for question answering (start and end), got {config.num_labels}")
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                inputs_embeds=None, start_positions=None, end_positions=None, output_hidden_states=None,
+                output_attentions=None, return_dict=None):
+        hs, at, rd = self._flags(output_hidden_states, output_attentions, return_dict)
+        inp, last, hidden, attn = self._encode(input_ids, attention_mask, token_type_ids, position_ids,
+                                               inputs_embeds, hs, at)
+        logits = self._linear_head(last, "qa_outputs.")
+        start_logits = np.ascontiguousarray(logits[..., 0])
+        end_logits = np.ascontiguousarray(logits[..., 1])
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            B, L = inp["shape"]
+            start = self._positions("start_positions", start_positions, B, L)
+            end = self._positions("end_positions", end_positions, B, L)
+            loss = np.asarray((losses.cross_entropy(start_logits, start, ignore_index=L)
+                               + losses.cross_entropy(end_logits, end, ignore_index=L)) / 2, dtype=np.float32)
+        out = QuestionAnsweringModelOutput(loss=loss, start_logits=start_logits, end_logits=end_logits,
+                                           hidden_states=hidden, attentions=attn)
+        return self._finish(out, rd)
+
+    @staticmethod
+    def _positions(name, value, batch, length):
+        arr = np.asarray(value)
+        shape = (batch, 1) if arr.ndim == 2 else (batch,)
+        return np.clip(label_array(name, value, shape, True).reshape(batch), 0, length)
+
+
+# ---------------------------------------------------------------------------------------------- random init
+def random_params(config: MobileBertConfig, class_name: str, seed: int = 0) -> dict:
+    """Fresh weights like HF's init: normal(0, initializer_range) matrices, zero biases, unit norm scales."""
+    rng = np.random.default_rng(seed)
+    required, _ = class_spec(config, class_name)
+    params = {}
+    for name, shape in required.items():
+        if name.endswith("LayerNorm.weight"):
+            value = np.ones(shape, np.float32)
+        elif name.endswith("bias") and len(shape) == 1:
+            value = np.zeros(shape, np.float32)
+        else:
+            value = rng.normal(0.0, config.initializer_range, size=shape).astype(np.float32)
+        params[name] = value
+    if config.pad_token_id is not None and 0 <= config.pad_token_id < config.vocab_size:
+        params["embeddings.word_embeddings.weight"][config.pad_token_id] = 0.0
+    return params
+
+
+MODEL_CLASSES = {
+    cls.__name__: cls
+    for cls in (MobileBertModel, MobileBertForPreTraining, MobileBertForMaskedLM,
+                MobileBertForNextSentencePrediction, MobileBertForSequenceClassification,
+                MobileBertForMultipleChoice, MobileBertForTokenClassification, MobileBertForQuestionAnswering)
+}
