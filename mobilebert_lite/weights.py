@@ -67,7 +67,8 @@ def encoder_spec(cfg: MobileBertConfig, with_pooler: bool):
             required.update(_linear_spec(p + "bottleneck.input.dense.", B, H))
             required.update(_norm_spec(p + "bottleneck.input.", B))
             if cfg.key_query_shared_bottleneck:
-                shared = {**_linear_spec(p + "bottleneck.attention.dense.", B, H), **_norm_spec(p + "bottleneck.attention.", B)}
+                shared = {**_linear_spec(p + "bottleneck.attention.dense.", B, H),
+                          **_norm_spec(p + "bottleneck.attention.", B)}
                 # With use_bottleneck_attention the shared projection exists in HF but is never used (TINY).
                 (optional if cfg.use_bottleneck_attention else required).update(shared)
         value_in = T if cfg.use_bottleneck_attention else H
@@ -223,7 +224,8 @@ def select_weights(cfg: MobileBertConfig, class_name: str, raw: dict) -> dict:
         raise CheckpointError(f"checkpoint does not fit {class_name}: " + "; ".join(shown))
     for name, value in selected.items():
         if value.dtype != np.float32:
-            raise CheckpointError(f"tensor {display_name(class_name, name)!r} has dtype {value.dtype}, expected a float")
+            raise CheckpointError(
+                f"tensor {display_name(class_name, name)!r} has dtype {value.dtype}, expected a float")
     return selected
 
 
