@@ -68,6 +68,7 @@ def cmd_run(args) -> int:
     from . import modeling
     from .config import MobileBertConfig
 
+    ids, mask = _parse_ids(args.ids or ["101 7592 1010 2088 999 102"])
     model_dir = args.model or example_model_dir()
     t0 = time.perf_counter()
     config = MobileBertConfig.from_pretrained(model_dir)
@@ -78,7 +79,6 @@ def cmd_run(args) -> int:
     model = modeling.MODEL_CLASSES[class_name].from_pretrained(model_dir, backend=args.backend,
                                                                num_threads=args.threads)
     load_s = time.perf_counter() - t0
-    ids, mask = _parse_ids(args.ids or ["101 7592 1010 2088 999 102"])
     if class_name == "MobileBertForMultipleChoice":
         ids, mask = ids[None], mask[None]
     t1 = time.perf_counter()
