@@ -190,11 +190,6 @@ class MobileBertConfig:
                 "key_query_shared_bottleneck=False with use_bottleneck=True and use_bottleneck_attention=False "
                 "is a combination transformers cannot run (query/key input widths do not match)"
             )
-        if self.embedding_size > self.hidden_size:
-            # The MLM head scores with [hidden_size - embedding_size] extra rows; negative is impossible.
-            raise ValueError(
-                f"embedding_size={self.embedding_size} must not exceed hidden_size={self.hidden_size}"
-            )
         eps = self.layer_norm_eps
         if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
             raise ValueError(f"layer_norm_eps must be a positive number, got {eps!r}")

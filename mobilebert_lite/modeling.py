@@ -121,9 +121,17 @@ class MobileBertModel(MobileBertPreTrainedModel):
         return self._finish(out, rd)
 
 
+def _check_mlm_config(config):
+    if config.embedding_size > config.hidden_size:
+        # The MLM head scores with hidden_size - embedding_size extra rows; a negative count cannot exist.
+        raise ValueError(f"embedding_size={config.embedding_size} must not exceed hidden_size={config.hidden_size} "
+                         "for the masked-language-model head")
+
+
 class MobileBertForPreTraining(MobileBertPreTrainedModel):
     __doc__ = "MLM + next-sentence heads; loss = MLM CE + NSP CE when labels and next_sentence_label are given." \
         + _COMMON_DOC
+    _check_config = staticmethod(_check_mlm_config)
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, labels=None, next_sentence_label=None, output_hidden_states=None,
@@ -146,6 +154,7 @@ class MobileBertForPreTraining(MobileBertPreTrainedModel):
 
 class MobileBertForMaskedLM(MobileBertPreTrainedModel):
     __doc__ = "Masked-language-model head (no pooler); labels [B, L] with -100 ignored." + _COMMON_DOC
+    _check_config = staticmethod(_check_mlm_config)
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, labels=None, output_hidden_states=None, output_attentions=None,
