@@ -76,20 +76,18 @@ class MobileBertPreTrainedModel:
                 f"backend={self.backend!r})")
 
     # ------------------------------------------------------------------------------------------ plumbing
-    def _flags(self, output_hidden_states, output_attentions, return_dict):
-        cfg = self.config
-        return (cfg.output_hidden_states if output_hidden_states is None else bool(output_hidden_states),
-                cfg.output_attentions if output_attentions is None else bool(output_attentions),
-                cfg.return_dict if return_dict is None else bool(return_dict))
-
     def _encode(self, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-                output_hidden_states, output_attentions, rank=2):
-        inp = prepare_inputs(self.config, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-                             rank=rank)
+                output_hidden_states, output_attentions, return_dict, rank=2):
+        """Validate inputs and run the encoder. Returns (inputs, last_hidden_state, hidden_states, attentions,
+        return_dict), with None flags taken from the config as transformers does."""
+        cfg = self.config
+        want_hidden = cfg.output_hidden_states if output_hidden_states is None else bool(output_hidden_states)
+        want_attn = cfg.output_attentions if output_attentions is None else bool(output_attentions)
+        inp = prepare_inputs(cfg, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, rank=rank)
         last, hidden, attn = reference.encode(
-            self.config, self.params, self.ops, inp["input_ids"], inp["inputs_embeds"], inp["attention_mask"],
-            inp["token_type_ids"], inp["position_ids"], output_hidden_states, output_attentions)
-        return inp, last, hidden, attn
+            cfg, self.params, self.ops, inp["input_ids"], inp["inputs_embeds"], inp["attention_mask"],
+            inp["token_type_ids"], inp["position_ids"], want_hidden, want_attn)
+        return inp, last, hidden, attn, (cfg.return_dict if return_dict is None else bool(return_dict))
 
     def _pooled(self, last):
         return reference.pool(self.config, self.params, self.ops, last)
@@ -113,9 +111,9 @@ class MobileBertModel(MobileBertPreTrainedModel):
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, output_hidden_states=None, output_attentions=None, return_dict=None):
-        hs, at, rd = self._flags(output_hidden_states, output_attentions, return_dict)
-        _, last, hidden, attn = self._encode(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-                                             hs, at)
+        _, last, hidden, attn, rd = self._encode(
+            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states,
+            output_attentions, return_dict)
         out = BaseModelOutputWithPooling(last_hidden_state=last, pooler_output=self._pooled(last),
                                          hidden_states=hidden, attentions=attn)
         return self._finish(out, rd)
@@ -136,9 +134,9 @@ class MobileBertForPreTraining(MobileBertPreTrainedModel):
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, labels=None, next_sentence_label=None, output_hidden_states=None,
                 output_attentions=None, return_dict=None):
-        hs, at, rd = self._flags(output_hidden_states, output_attentions, return_dict)
-        inp, last, hidden, attn = self._encode(input_ids, attention_mask, token_type_ids, position_ids,
-                                               inputs_embeds, hs, at)
+        inp, last, hidden, attn, rd = self._encode(
+            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states,
+            output_attentions, return_dict)
         B, L = inp["shape"]
         prediction_logits = reference.mlm_logits(self.config, self.params, self.ops, last)
         seq_logits = self._linear_head(self._pooled(last), "cls.seq_relationship.")
@@ -159,9 +157,9 @@ class MobileBertForMaskedLM(MobileBertPreTrainedModel):
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, labels=None, output_hidden_states=None, output_attentions=None,
                 return_dict=None):
-        hs, at, rd = self._flags(output_hidden_states, output_attentions, return_dict)
-        inp, last, hidden, attn = self._encode(input_ids, attention_mask, token_type_ids, position_ids,
-                                               inputs_embeds, hs, at)
+        inp, last, hidden, attn, rd = self._encode(
+            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states,
+            output_attentions, return_dict)
         logits = reference.mlm_logits(self.config, self.params, self.ops, last)
         loss = None
         if labels is not None:
@@ -175,9 +173,9 @@ class MobileBertForNextSentencePrediction(MobileBertPreTrainedModel):
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, labels=None, output_hidden_states=None, output_attentions=None,
                 return_dict=None):
-        hs, at, rd = self._flags(output_hidden_states, output_attentions, return_dict)
-        inp, last, hidden, attn = self._encode(input_ids, attention_mask, token_type_ids, position_ids,
-                                               inputs_embeds, hs, at)
+        inp, last, hidden, attn, rd = self._encode(
+            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states,
+            output_attentions, return_dict)
         logits = self._linear_head(self._pooled(last), "cls.seq_relationship.")
         loss = None
         if labels is not None:
@@ -194,9 +192,9 @@ class MobileBertForSequenceClassification(MobileBertPreTrainedModel):
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, labels=None, output_hidden_states=None, output_attentions=None,
                 return_dict=None):
-        hs, at, rd = self._flags(output_hidden_states, output_attentions, return_dict)
-        inp, last, hidden, attn = self._encode(input_ids, attention_mask, token_type_ids, position_ids,
-                                               inputs_embeds, hs, at)
+        inp, last, hidden, attn, rd = self._encode(
+            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states,
+            output_attentions, return_dict)
         logits = self._linear_head(self._pooled(last), "classifier.")
         loss = None if labels is None else self._loss(logits, labels, inp["shape"][0])
         return self._finish(SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=hidden,
@@ -228,9 +226,9 @@ class MobileBertForMultipleChoice(MobileBertPreTrainedModel):
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, labels=None, output_hidden_states=None, output_attentions=None,
                 return_dict=None):
-        hs, at, rd = self._flags(output_hidden_states, output_attentions, return_dict)
-        inp, last, hidden, attn = self._encode(input_ids, attention_mask, token_type_ids, position_ids,
-                                               inputs_embeds, hs, at, rank=3)
+        inp, last, hidden, attn, rd = self._encode(
+            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states,
+            output_attentions, return_dict, rank=3)
         B, C, _ = inp["shape"]
         logits = self._linear_head(self._pooled(last), "classifier.").reshape(B, C)
         loss = None
@@ -247,9 +245,9 @@ class MobileBertForTokenClassification(MobileBertPreTrainedModel):
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, labels=None, output_hidden_states=None, output_attentions=None,
                 return_dict=None):
-        hs, at, rd = self._flags(output_hidden_states, output_attentions, return_dict)
-        inp, last, hidden, attn = self._encode(input_ids, attention_mask, token_type_ids, position_ids,
-                                               inputs_embeds, hs, at)
+        inp, last, hidden, attn, rd = self._encode(
+            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states,
+            output_attentions, return_dict)
         logits = self._linear_head(last, "classifier.")
         loss = None
         if labels is not None:
@@ -270,9 +268,9 @@ class MobileBertForQuestionAnswering(MobileBertPreTrainedModel):
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, start_positions=None, end_positions=None, output_hidden_states=None,
                 output_attentions=None, return_dict=None):
-        hs, at, rd = self._flags(output_hidden_states, output_attentions, return_dict)
-        inp, last, hidden, attn = self._encode(input_ids, attention_mask, token_type_ids, position_ids,
-                                               inputs_embeds, hs, at)
+        inp, last, hidden, attn, rd = self._encode(
+            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states,
+            output_attentions, return_dict)
         logits = self._linear_head(last, "qa_outputs.")
         start_logits = np.ascontiguousarray(logits[..., 0])
         end_logits = np.ascontiguousarray(logits[..., 1])
