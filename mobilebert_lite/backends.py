@@ -60,6 +60,7 @@ def make_ops(backend: str | None = None, num_threads: int | None = None) -> Nump
             raise RuntimeError(f"backend='native' needs the compiled extension mobilebert_lite._C, which failed to "
                                f"import ({NATIVE_IMPORT_ERROR}); reinstall with a C++ compiler or use "
                                "backend='reference'")
+        _C.runtime_info()  # surfaces a bad MBL_FORCE_ISA at load time rather than at the first forward
         return NativeOps(num_threads)
     raise ValueError(f"unknown backend {name!r}; expected one of {BACKENDS}")
 

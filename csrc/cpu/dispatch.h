@@ -1,0 +1,52 @@
+// Kernel selection: one table of function pointers per ISA, chosen once per process.
+//
+// The active table is the best ISA that is both compiled into this build and supported by the CPU,
+// unless the environment variable MBL_FORCE_ISA names one (scalar | avx2 | avx512 | neon | neon_dotprod).
+// MBL_FORCE_ISA is read once, on the first call to kernel_table() -- not at import -- so a bad value
+// never prevents loading the module (explicitly named tables stay usable). If the value is unknown, or
+// names an ISA that is not compiled in or not supported by this CPU, that first call and every later one
+// throw std::runtime_error (Python RuntimeError) with the reason; nothing falls back silently.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kernels/kernels.h"
+
+namespace mbl {
+
+enum class Isa { scalar, avx2, avx512, neon, neon_dotprod };
+
+const char* isa_name(Isa isa);
+// Every ISA this code knows about, in preference order within each architecture.
+const std::vector<Isa>& all_isas();
+// Compiled into this build (MBL_HAVE_<ISA>). scalar always is.
+bool isa_compiled(Isa isa);
+// Compiled AND the CPU has every feature it needs.
+bool isa_supported(Isa isa);
+
+struct AddNormKernel {
+  kernels::add_norm_fn fn;
+  const char* name;  // reported by runtime_info(), e.g. "avx512"
+};
+
+// One entry per op. Entries start at the scalar kernel and are upgraded one by one, so an ISA that lacks
+// a variant of some op still has a working entry for it.
+struct KernelTable {
+  Isa isa;
+  AddNormKernel add_norm;
+};
+
+// The active table (see the header comment). Throws std::runtime_error if MBL_FORCE_ISA is invalid.
+const KernelTable& kernel_table();
+
+// The table of a named ISA, for tests and benchmarks. Throws std::invalid_argument (Python ValueError)
+// for an unknown name and std::runtime_error if the ISA is not compiled in or not supported.
+const KernelTable& kernel_table_for(std::string_view isa_name);
+
+// The raw value of MBL_FORCE_ISA as read for kernel_table(), if set and non-empty.
+std::optional<std::string> forced_isa();
+
+}  // namespace mbl
