@@ -62,6 +62,36 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("backend", _backends())
 
 
+# ------------------------------------------------------------------ largest relative error seen, per class
+# Every assert_close call records its relative error under the running test's (backend, class_name); the
+# terminal summary prints the maxima, so each CI log states how close to HF each class came.
+_CURRENT_KEY = [None]
+_MAX_ERRORS: dict = {}
+
+
+@pytest.fixture(autouse=True)
+def _error_key(request):
+    params = getattr(request.node, "callspec", None)
+    params = params.params if params is not None else {}
+    _CURRENT_KEY[0] = (params.get("backend"), params.get("class_name", request.node.originalname))
+    yield
+    _CURRENT_KEY[0] = None
+
+
+def _record_error(rel):
+    key = _CURRENT_KEY[0]
+    if key is not None:
+        _MAX_ERRORS[key] = max(rel, _MAX_ERRORS.get(key, 0.0))
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _MAX_ERRORS:
+        return
+    terminalreporter.section("largest relative error vs transformers, per class (max|ours-hf| / max(1, max|hf|))")
+    for (backend, class_name), err in sorted(_MAX_ERRORS.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
+        terminalreporter.write_line(f"{str(backend):<10} {class_name:<40} {err:.2e}")
+
+
 @pytest.fixture
 def rtol(backend):
     assert backend in RTOL, f"no tolerance defined for backend {backend!r}"
@@ -196,6 +226,7 @@ def assert_close(ours, hf, rtol, name="tensor"):
     err = float(diff.max())
     scale = float(np.abs(hf).max())
     bound = rtol * max(1.0, scale)
+    _record_error(err / max(1.0, scale))
     if not err <= bound:
         where = np.unravel_index(int(np.argmax(diff)), diff.shape)
         raise AssertionError(

@@ -433,3 +433,15 @@ def test_full_size_uncased_pretraining(hf_checkpoint, backend, rtol):
     inputs = make_inputs(class_name, data_cfg, batch=2, seq_len=24, lengths=[24, 17], seed=25)
     ours, hf_out = check_case(hf_checkpoint, class_name, cfg, inputs, backend, rtol, expect_loss=True)
     assert len(hf_out["hidden_states"]) == 25 and len(hf_out["attentions"]) == 24
+
+
+@pytest.mark.parametrize(
+    "batch, seq_len, lengths",
+    [(1, 1, [1]), (2, 2, [2, 1]), (1, 512, [512]), (2, 128, [128, 77])],
+    ids=["L1", "L2-padded", "L512", "L128-padded"],
+)
+def test_full_size_uncased_model_lengths(hf_checkpoint, backend, rtol, batch, seq_len, lengths):
+    # The real google/mobilebert-uncased shape (24 layers, NoNorm, trigram, 4 FFNs) at the edge lengths.
+    class_name = "MobileBertModel"
+    inputs = make_inputs(class_name, {"vocab_size": 30522}, batch=batch, seq_len=seq_len, lengths=lengths, seed=31)
+    check_case(hf_checkpoint, class_name, dict(FULL_UNCASED), inputs, backend, rtol, expect_loss=False)
