@@ -127,11 +127,9 @@ def class_spec(cfg: MobileBertConfig, class_name: str):
     return required, optional
 
 
-def _known_elsewhere(cfg: MobileBertConfig, name: str) -> bool:
-    """True for tensors that some other MobileBERT class (or layout choice) of this config has: HF ignores them."""
-    if name.startswith(_HEAD_PREFIXES) or name.startswith("pooler."):
-        return True
-    return False
+def _belongs_to_other_class(name: str) -> bool:
+    """Head or pooler tensors of another MobileBERT class: HF ignores them on load, and so do we."""
+    return name.startswith(_HEAD_PREFIXES) or name.startswith("pooler.")
 
 
 def display_name(class_name: str, canonical: str) -> str:
@@ -216,7 +214,7 @@ def select_weights(cfg: MobileBertConfig, class_name: str, raw: dict) -> dict:
                                 f"expected {_shape_str(optional[name])}")
             else:
                 selected[name] = value
-        elif not _known_elsewhere(cfg, name):
+        elif not _belongs_to_other_class(name):
             problems.append(f"unexpected tensor {name!r} with shape {_shape_str(value.shape)} "
                             f"(not part of a MobileBERT model with this config)")
     if problems:
