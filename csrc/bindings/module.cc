@@ -18,6 +18,8 @@
 
 namespace py = pybind11;
 
+void bind_linear(py::module_& m);  // kernels_debug.cc
+
 namespace {
 
 std::string shape_str(const std::vector<py::ssize_t>& shape) {
@@ -152,6 +154,7 @@ py::dict runtime_info() {
     features[py::str(name)] = has;
   py::dict kernels;
   kernels["add_norm"] = table.add_norm.name;
+  kernels["gemm"] = table.gemm.name;
 
   py::dict info;
   info["isa"] = mbl::isa_name(table.isa);
@@ -185,4 +188,6 @@ PYBIND11_MODULE(_C, m) {
         "returned; otherwise a new array is. isa=None uses the active kernels (MBL_FORCE_ISA or the best\n"
         "supported); a name selects that ISA's kernel (ValueError if unknown, RuntimeError if unavailable).\n"
         "The GIL is released while the kernel runs.");
+
+  bind_linear(m);
 }

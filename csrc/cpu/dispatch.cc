@@ -86,15 +86,28 @@ std::optional<Isa> parse_isa(std::string_view name) {
 
 // Scalar first, then upgraded entry by entry up to `isa` (the MLAS order). Only called for compiled ISAs.
 KernelTable make_table(Isa isa) {
-  KernelTable t{Isa::scalar, {kernels::scalar::add_norm, "scalar"}};
+  namespace k = kernels;
+  KernelTable t{Isa::scalar,
+                {k::scalar::add_norm, "scalar"},
+                {k::scalar::gemm_ukernel, k::scalar::gemm_pack, k::scalar::kGemmMr, k::scalar::kGemmNr,
+                 "scalar_4x8", k::scalar::fma_probe, k::scalar::kProbeFlops}};
 #if MBL_HAVE_AVX2
-  if (isa == Isa::avx2 || isa == Isa::avx512) t.add_norm = {kernels::avx2::add_norm, "avx2"};
+  if (isa == Isa::avx2 || isa == Isa::avx512) {
+    t.add_norm = {k::avx2::add_norm, "avx2"};
+    t.gemm = {k::avx2::gemm_ukernel, k::avx2::gemm_pack, k::avx2::kGemmMr, k::avx2::kGemmNr, "avx2_6x16",
+              k::avx2::fma_probe, k::avx2::kProbeFlops};
+  }
 #endif
 #if MBL_HAVE_AVX512
-  if (isa == Isa::avx512) t.add_norm = {kernels::avx512::add_norm, "avx512"};
+  if (isa == Isa::avx512) {
+    t.add_norm = {k::avx512::add_norm, "avx512"};
+    t.gemm = {k::avx512::gemm_ukernel, k::avx512::gemm_pack, k::avx512::kGemmMr, k::avx512::kGemmNr,
+              "avx512_8x32", k::avx512::fma_probe, k::avx512::kProbeFlops};
+  }
 #endif
 #if MBL_HAVE_NEON
   // neon_dotprod only adds int8 kernels; its float ops are the NEON ones.
+  // No NEON GEMM yet: the neon tables keep the scalar GEMM entry.
   if (isa == Isa::neon || isa == Isa::neon_dotprod) t.add_norm = {kernels::neon::add_norm, "neon"};
 #endif
   t.isa = isa;

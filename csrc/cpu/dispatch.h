@@ -8,6 +8,7 @@
 // throw std::runtime_error (Python RuntimeError) with the reason; nothing falls back silently.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,11 +33,23 @@ struct AddNormKernel {
   const char* name;  // reported by runtime_info(), e.g. "avx512"
 };
 
+// The GEMM config: ukernel, packer and tile travel together (weights packed with one config's pack may only
+// be multiplied by that config's ukernel; ops::PackedLinear keeps the config it packed for).
+struct GemmKernel {
+  kernels::gemm_ukernel_fn ukernel;
+  kernels::gemm_pack_fn pack;
+  std::size_t mr, nr;             // tile: the driver walks M by mr and N by nr
+  const char* name;               // e.g. "avx512_8x32", reported by runtime_info()
+  kernels::fma_probe_fn probe;    // benchmarks only: a loop of independent FMAs of this ISA's width
+  std::size_t probe_flops;        // flops per probe iteration
+};
+
 // One entry per op. Entries start at the scalar kernel and are upgraded one by one, so an ISA that lacks
 // a variant of some op still has a working entry for it.
 struct KernelTable {
   Isa isa;
   AddNormKernel add_norm;
+  GemmKernel gemm;
 };
 
 // The active table (see the header comment). Throws std::runtime_error if MBL_FORCE_ISA is invalid.

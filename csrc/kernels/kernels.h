@@ -33,11 +33,65 @@ struct AddNormParams {
 };
 using add_norm_fn = void (*)(const AddNormParams&);
 
+// GEMM: C[M, N] = A[M, K] * W^T (+ bias), W a PyTorch Linear weight [N, K] row-major. Weights are packed
+// once (pack) into panels of nr columns: panel j holds columns [j*nr, j*nr + nr) as K rows of nr floats
+// (K-major inside the panel, so the microkernel streams it), columns past N zero-padded; the panels are
+// stored one after another, ceil(N / nr) * nr * K floats in all. A is read in place, row-major with stride
+// lda. The driver (ops/linear.h) walks C in mr x nr tiles and applies the rest of the epilogue.
+//
+// pack: packed[j*nr*K + k*nr + c] = W[(j*nr + c)*K + k] for j*nr + c < N, else 0. W and packed must not
+//   overlap; N, K >= 1.
+using gemm_pack_fn = void (*)(const float* W, std::size_t N, std::size_t K, float* packed);
+
+// ukernel: one tile of up to mr x nr outputs,
+//   C[m*ldc + n] = clamp(bias[n] + sum_k A[m*lda + k] * panel[k*nr_max + n], lo, hi)
+// for m < mr (1 <= mr <= the config's mr) and n < nr (1 <= nr <= the config's nr). panel is one packed
+// panel (nr_max = config nr columns, zero-padded); bias points at nr_max floats (the driver pads it).
+// Accumulation is float32, bias first then k = 0, 1, ... in order (never split), one rounding per FMA.
+// clamp(v, lo, hi) = v < lo ? lo : (v > hi ? hi : v): NaN passes through; lo = -inf, hi = +inf is the
+// identity, [0, inf) is ReLU, [0, 6] is ReLU6. Reads A rows [0, mr) columns [0, K) only; writes C rows
+// [0, mr) columns [0, nr) only.
+struct GemmTile {
+  std::size_t mr, nr, K;
+  const float* A;
+  std::size_t lda;
+  const float* panel;
+  const float* bias;
+  float* C;
+  std::size_t ldc;
+  float lo, hi;
+};
+using gemm_ukernel_fn = void (*)(const GemmTile& t);
+
+// Benchmark probe: `iters` iterations of a loop of independent FMAs; returns a value that depends on all
+// of them (so the loop is not optimised away). flops per iteration is reported alongside (see dispatch.h).
+using fma_probe_fn = float (*)(std::size_t iters);
+
 // One declaration per compiled variant. A variant is only defined when its ISA is compiled in
 // (MBL_HAVE_<ISA>), and only called when the CPU supports it.
 namespace scalar { void add_norm(const AddNormParams& p); }  // always present; accumulates in double
 namespace avx2   { void add_norm(const AddNormParams& p); }  // AVX2 + FMA, 8 lanes
 namespace avx512 { void add_norm(const AddNormParams& p); }  // AVX-512 F/BW/DQ/VL, 16 lanes
 namespace neon   { void add_norm(const AddNormParams& p); }  // AArch64 or ARMv7 NEON, 4 lanes
+
+// GEMM variants: <isa>::gemm_<mr>x<nr> and the packer for its nr; fma_probe for the benchmark peak.
+namespace scalar {
+inline constexpr std::size_t kGemmMr = 4, kGemmNr = 8, kProbeFlops = 2 * 8;
+void gemm_ukernel(const GemmTile& t);
+void gemm_pack(const float* W, std::size_t N, std::size_t K, float* packed);
+float fma_probe(std::size_t iters);
+}  // namespace scalar
+namespace avx2 {
+inline constexpr std::size_t kGemmMr = 6, kGemmNr = 16, kProbeFlops = 2 * 8 * 12;  // 12 ymm FMAs
+void gemm_ukernel(const GemmTile& t);
+void gemm_pack(const float* W, std::size_t N, std::size_t K, float* packed);
+float fma_probe(std::size_t iters);
+}  // namespace avx2
+namespace avx512 {
+inline constexpr std::size_t kGemmMr = 8, kGemmNr = 32, kProbeFlops = 2 * 16 * 16;  // 16 zmm FMAs
+void gemm_ukernel(const GemmTile& t);
+void gemm_pack(const float* W, std::size_t N, std::size_t K, float* packed);
+float fma_probe(std::size_t iters);
+}  // namespace avx512
 
 }  // namespace mbl::kernels

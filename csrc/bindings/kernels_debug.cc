@@ -1,0 +1,187 @@
+// _C.PackedLinear and _C._fma_peak: the GEMM driver (ops/linear.h) reachable from Python, per ISA, for
+// kernel tests and benchmarks. Validation follows module.cc: every bad argument is a ValueError naming it.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "cpu/dispatch.h"
+#include "ops/linear.h"
+
+namespace py = pybind11;
+
+namespace {
+
+std::string shape_str(const std::vector<py::ssize_t>& shape) {
+  std::string s = "(";
+  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + (shape.size() == 1 ? ",)" : ")");
+}
+
+std::vector<py::ssize_t> shape_of(const py::array& a) { return {a.shape(), a.shape() + a.ndim()}; }
+
+[[noreturn]] void bad(const std::string& what) { throw py::value_error("PackedLinear: " + what); }
+
+// obj as a float32, C-contiguous ndarray of the given shape (-1 = any extent), or a ValueError naming it.
+py::array checked(const py::handle& obj, const char* name, const std::vector<py::ssize_t>& shape) {
+  if (!py::isinstance<py::array>(obj))
+    bad(std::string(name) + " must be a numpy.ndarray, got " +
+        py::str(py::type::handle_of(obj).attr("__name__")).cast<std::string>());
+  auto a = py::reinterpret_borrow<py::array>(obj);
+  if (!py::isinstance<py::array_t<float>>(a))
+    bad(std::string(name) + " must be float32, got " + std::string(py::str(a.dtype())));
+  if (a.ndim() != static_cast<py::ssize_t>(shape.size()))
+    bad(std::string(name) + " must be " + std::to_string(shape.size()) + "-D, got " + std::to_string(a.ndim()) +
+        "-D with shape " + shape_str(shape_of(a)));
+  for (std::size_t i = 0; i < shape.size(); ++i)
+    if (shape[i] >= 0 && a.shape(i) != shape[i]) {
+      std::vector<py::ssize_t> want = shape;
+      for (std::size_t j = 0; j < want.size(); ++j)
+        if (want[j] < 0) want[j] = a.shape(j);
+      bad(std::string(name) + " has shape " + shape_str(shape_of(a)) + ", expected " + shape_str(want));
+    }
+  if (!(a.flags() & py::array::c_style)) bad(std::string(name) + " must be C-contiguous");
+  return a;
+}
+
+bool overlaps(const py::array& a, const py::array& b) {
+  const auto a_lo = reinterpret_cast<std::uintptr_t>(a.data());
+  const auto b_lo = reinterpret_cast<std::uintptr_t>(b.data());
+  return a_lo < b_lo + static_cast<std::uintptr_t>(b.nbytes()) &&
+         b_lo < a_lo + static_cast<std::uintptr_t>(a.nbytes());
+}
+
+const mbl::KernelTable& resolve_table(const std::optional<std::string>& isa) {
+  if (!isa) return mbl::kernel_table();
+  try {
+    return mbl::kernel_table_for(*isa);
+  } catch (const std::invalid_argument& e) {
+    bad(e.what());
+  }
+}
+
+class PyPackedLinear {
+ public:
+  PyPackedLinear(const py::object& weight_obj, const py::object& bias_obj, const std::optional<std::string>& isa) {
+    const mbl::KernelTable& table = resolve_table(isa);
+    const py::array w = checked(weight_obj, "weight", {-1, -1});
+    const py::ssize_t N = w.shape(0), K = w.shape(1);
+    if (N < 1 || K < 1) bad("weight must have N >= 1 and K >= 1, got shape " + shape_str(shape_of(w)));
+    std::optional<py::array> b;
+    if (!bias_obj.is_none()) b = checked(bias_obj, "bias", {N});
+    const float* wp = static_cast<const float*>(w.data());
+    const float* bp = b ? static_cast<const float*>(b->data()) : nullptr;
+    py::gil_scoped_release nogil;
+    layer_ = std::make_unique<mbl::ops::PackedLinear>(table, wp, bp, static_cast<std::size_t>(N),
+                                                       static_cast<std::size_t>(K));
+  }
+
+  std::size_t n() const { return layer_->n(); }
+  std::size_t k() const { return layer_->k(); }
+  const char* isa() const { return mbl::isa_name(layer_->table().isa); }
+  const char* kernel_name() const { return layer_->gemm().name; }
+
+  py::array call(const py::object& x_obj, const std::string& activation, const py::object& residual_obj,
+                 const py::object& norm_obj, const py::object& norm_weight_obj, const py::object& norm_bias_obj,
+                 double eps, const py::object& out_obj) const {
+    const auto N = static_cast<py::ssize_t>(layer_->n()), K = static_cast<py::ssize_t>(layer_->k());
+    const py::array x = checked(x_obj, "x", {-1, K});
+    const py::ssize_t M = x.shape(0);
+
+    mbl::ops::Epilogue ep;
+    if (!mbl::ops::parse_activation(activation, &ep.activation))
+      bad("unknown activation '" + activation + "'; expected one of " + mbl::ops::activation_names());
+    std::vector<std::pair<const char*, py::array>> inputs{{"x", x}};
+    if (!residual_obj.is_none()) {
+      inputs.push_back({"residual", checked(residual_obj, "residual", {M, N})});
+      ep.residual = static_cast<const float*>(inputs.back().second.data());
+      ep.ldr = static_cast<std::size_t>(N);
+    }
+    if (!norm_obj.is_none()) {
+      if (!py::isinstance<py::str>(norm_obj))
+        bad("norm must be None, 'no_norm' or 'layer_norm', got a " +
+            py::str(py::type::handle_of(norm_obj).attr("__name__")).cast<std::string>());
+      const std::string norm = norm_obj.cast<std::string>();
+      if (norm == "no_norm") ep.norm = mbl::ops::Norm::no_norm;
+      else if (norm == "layer_norm") ep.norm = mbl::ops::Norm::layer_norm;
+      else bad("unknown norm '" + norm + "'; expected None, 'no_norm' or 'layer_norm'");
+      if (norm_weight_obj.is_none()) bad("norm='" + norm + "' needs norm_weight");
+      if (norm_bias_obj.is_none()) bad("norm='" + norm + "' needs norm_bias");
+      inputs.push_back({"norm_weight", checked(norm_weight_obj, "norm_weight", {N})});
+      ep.norm_weight = static_cast<const float*>(inputs.back().second.data());
+      inputs.push_back({"norm_bias", checked(norm_bias_obj, "norm_bias", {N})});
+      ep.norm_bias = static_cast<const float*>(inputs.back().second.data());
+    } else if (!norm_weight_obj.is_none() || !norm_bias_obj.is_none()) {
+      bad("norm_weight/norm_bias given but norm is None");
+    }
+    if (!(eps >= 0.0)) bad("eps must be >= 0, got " + std::string(py::str(py::float_(eps))));
+    ep.eps = static_cast<float>(eps);
+
+    py::array out;
+    if (out_obj.is_none()) {
+      out = py::array_t<float>({M, N});
+    } else {
+      out = checked(out_obj, "out", {M, N});
+      if (!out.writeable()) bad("out must be writeable");
+      for (const auto& [name, arr] : inputs)
+        if (overlaps(out, arr)) bad(std::string("out overlaps ") + name + "; pass a separate array");
+    }
+    if (M == 0) return out;
+    const float* a = static_cast<const float*>(x.data());
+    float* c = static_cast<float*>(out.mutable_data());
+    {
+      py::gil_scoped_release nogil;  // x, out and the epilogue arrays are held by this frame
+      mbl::ops::linear_forward(*layer_, a, static_cast<std::size_t>(M), static_cast<std::size_t>(K), c,
+                               static_cast<std::size_t>(N), ep);
+    }
+    return out;
+  }
+
+ private:
+  std::unique_ptr<mbl::ops::PackedLinear> layer_;
+};
+
+// The FMA throughput of one core for an ISA's vector width: best of `repeats` timed probe runs, GFLOP/s.
+double fma_peak(const std::optional<std::string>& isa, std::size_t iters, int repeats) {
+  const mbl::GemmKernel& g = resolve_table(isa).gemm;
+  py::gil_scoped_release nogil;
+  double best = 0.0;
+  volatile float sink = 0.0f;
+  for (int r = 0; r < repeats; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    sink = sink + g.probe(iters);
+    const std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;
+    const double gflops = static_cast<double>(iters) * static_cast<double>(g.probe_flops) / dt.count() * 1e-9;
+    if (gflops > best) best = gflops;
+  }
+  return best;
+}
+
+}  // namespace
+
+void bind_linear(py::module_& m) {
+  py::class_<PyPackedLinear>(m, "PackedLinear",
+                             "A Linear layer packed once for one ISA's GEMM kernel: y = x @ weight.T + bias,\n"
+                             "then activation, + residual, then norm, fused. isa=None uses the active kernels.")
+      .def(py::init<const py::object&, const py::object&, const std::optional<std::string>&>(), py::arg("weight"),
+           py::arg("bias") = py::none(), py::arg("isa") = py::none())
+      .def_property_readonly("n", &PyPackedLinear::n)
+      .def_property_readonly("k", &PyPackedLinear::k)
+      .def_property_readonly("isa", &PyPackedLinear::isa)
+      .def_property_readonly("kernel_name", &PyPackedLinear::kernel_name)
+      .def("__call__", &PyPackedLinear::call, py::arg("x"), py::kw_only(), py::arg("activation") = "none",
+           py::arg("residual") = py::none(), py::arg("norm") = py::none(), py::arg("norm_weight") = py::none(),
+           py::arg("norm_bias") = py::none(), py::arg("eps") = 1e-12, py::arg("out") = py::none(),
+           "x: float32 C-contiguous [M, K] -> [M, N]: act(x @ W.T + bias) + residual, then norm\n"
+           "('no_norm': y * norm_weight + norm_bias; 'layer_norm' with eps). The GIL is released.");
+  m.def("_fma_peak", &fma_peak, py::arg("isa") = py::none(), py::arg("iters") = 20000000,
+        py::arg("repeats") = 5,
+        "Measured FMA throughput of one core at an ISA's vector width, GFLOP/s (best of `repeats`).");
+}
