@@ -39,6 +39,8 @@ class MobileBertPreTrainedModel:
             params = select_weights(config, type(self).__name__, params)
         self.params = params
         self.ops = make_ops(backend, num_threads)
+        if hasattr(self.ops, "prepare"):
+            self.ops.prepare(self.params)
         self.backend = self.ops.name
         self.num_threads = num_threads
 
