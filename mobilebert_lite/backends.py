@@ -9,6 +9,7 @@ import os
 
 import numpy as np
 
+from . import reference
 from .reference import NumpyOps
 
 try:  # the package must work without its compiled part
@@ -22,72 +23,88 @@ else:
 BACKENDS = ("reference", "native") if _C is not None else ("reference",)
 
 
-# HF activation name -> the native epilogue computing the same function; others run in NumPy after the GEMM.
-NATIVE_ACTIVATIONS = {
-    "relu": "relu", "relu6": "relu6", "linear": "none",
-    "gelu": "gelu", "gelu_python": "gelu",
-    "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu_python_tanh": "gelu_tanh",
-    "gelu_accurate": "gelu_tanh",
+# What each class computes after the encoder (transformers' layout): a pooler, the MLM head, a Linear on the
+# pooled output, a Linear on every position.
+HEAD_LAYOUT = {
+    "MobileBertModel": dict(pooler=True, mlm=False, pooled_linear="", token_linear=""),
+    "MobileBertForPreTraining": dict(pooler=True, mlm=True, pooled_linear="cls.seq_relationship.", token_linear=""),
+    "MobileBertForMaskedLM": dict(pooler=False, mlm=True, pooled_linear="", token_linear=""),
+    "MobileBertForNextSentencePrediction": dict(pooler=True, mlm=False, pooled_linear="cls.seq_relationship.",
+                                                token_linear=""),
+    "MobileBertForSequenceClassification": dict(pooler=True, mlm=False, pooled_linear="classifier.", token_linear=""),
+    "MobileBertForMultipleChoice": dict(pooler=True, mlm=False, pooled_linear="classifier.", token_linear=""),
+    "MobileBertForTokenClassification": dict(pooler=False, mlm=False, pooled_linear="", token_linear="classifier."),
+    "MobileBertForQuestionAnswering": dict(pooler=False, mlm=False, pooled_linear="", token_linear="qa_outputs."),
 }
-# Weights used as nn.Linear [out, in] matrices by the engine (packed once at load for the GEMM kernels).
-_LINEAR_SUFFIXES = ("dense.weight", "query.weight", "key.weight", "value.weight", "embedding_transformation.weight",
-                    "seq_relationship.weight", "classifier.weight", "qa_outputs.weight")
 
 
-class NativeOps(NumpyOps):
-    """NumpyOps with the native kernels swapped in: packed GEMMs with fused bias, activation, residual and norm.
+class ReferenceEngine:
+    """The NumPy engine behind one model class. run() returns the encoder and head outputs as a dict:
+    last_hidden_state [N, L, H], hidden_states, attentions, pooler_output [N, H], pooled_logits [N, k],
+    token_logits [N, L, k], mlm_logits [rows, V] (rows = mlm_rows, or every position)."""
 
-    Weights are packed once (`prepare`); a linear whose weight was not packed falls back to NumPy.
-    Partial step towards the one-call C++ forward of the native-engine issue: the graph still walks in Python.
-    """
+    name = "reference"
+
+    def __init__(self, config, params, class_name, num_threads=None):
+        self.config, self.params, self.heads = config, params, HEAD_LAYOUT[class_name]
+        self.ops = NumpyOps()
+
+    def run(self, inp, want_hidden=False, want_attentions=False, mlm_rows=None):
+        cfg, params, ops, heads = self.config, self.params, self.ops, self.heads
+        last, hidden, attn = reference.encode(
+            cfg, params, ops, inp["input_ids"], inp["inputs_embeds"], inp["attention_mask"], inp["token_type_ids"],
+            inp["position_ids"], want_hidden, want_attentions)
+        out = {"last_hidden_state": last, "hidden_states": hidden, "attentions": attn}
+        if heads["pooler"]:
+            out["pooler_output"] = reference.pool(cfg, params, ops, last)
+            if heads["pooled_linear"]:
+                p = heads["pooled_linear"]
+                out["pooled_logits"] = ops.linear(out["pooler_output"], params[p + "weight"], params[p + "bias"])
+        if heads["token_linear"]:
+            p = heads["token_linear"]
+            out["token_logits"] = ops.linear(last, params[p + "weight"], params[p + "bias"])
+        if heads["mlm"]:
+            rows = last.reshape(-1, cfg.hidden_size)
+            out["mlm_logits"] = reference.mlm_logits(cfg, params, ops, rows if mlm_rows is None else rows[mlm_rows])
+        return out
+
+
+class NativeEngine:
+    """The same contract as ReferenceEngine, computed by one _C.Engine call with the GIL released."""
 
     name = "native"
 
-    def __init__(self, num_threads=None):
-        self.num_threads = num_threads
-        self._packed = {}
+    def __init__(self, config, params, class_name, num_threads=None):
+        if config.hidden_act not in NATIVE_ACTIVATIONS:
+            raise ValueError(f"hidden_act {config.hidden_act!r} has no native kernel; use backend='reference' "
+                             f"(native supports {sorted(NATIVE_ACTIVATIONS)})")
+        self.config = config
+        threads = num_threads or int(os.environ.get("MBL_NUM_THREADS", 0)) or (os.cpu_count() or 1)
+        cfg = dict(config.to_dict(), true_hidden_size=config.true_hidden_size)
+        weights = {k: _f32(v) for k, v in params.items()}
+        self._engine = _C.Engine(cfg, weights, HEAD_LAYOUT[class_name], threads)
 
-    def prepare(self, params: dict) -> None:
-        for name, weight in params.items():
-            if weight.ndim != 2 or not name.endswith(_LINEAR_SUFFIXES) or name == "cls.predictions.dense.weight":
-                continue
-            bias = params.get(name[: -len("weight")] + "bias")
-            self._packed[(id(weight), id(bias))] = _C.PackedLinear(_f32(weight), None if bias is None else _f32(bias))
+    @property
+    def num_threads(self):
+        return self._engine.num_threads
 
-    def _gemm(self, x, weight, bias, **epilogue):
-        packed = self._packed.get((id(weight), id(bias)))
-        if packed is None:
-            return None
-        rows = np.ascontiguousarray(x, dtype=np.float32).reshape(-1, x.shape[-1])
-        if epilogue.get("residual") is not None:
-            epilogue["residual"] = _f32(epilogue["residual"]).reshape(rows.shape[0], -1)
-        return packed(rows, **epilogue).reshape(*x.shape[:-1], packed.n)
-
-    def linear(self, x, weight, bias=None):
-        out = self._gemm(x, weight, bias)
-        return super().linear(x, weight, bias) if out is None else out
-
-    def dense_act(self, x, weight, bias, activation):
-        native = NATIVE_ACTIVATIONS.get(activation)
-        out = None if native is None else self._gemm(x, weight, bias, activation=native)
-        return super().dense_act(x, weight, bias, activation) if out is None else out
-
-    def dense_add_norm(self, x, weight, bias, residual, norm_weight, norm_bias, *, layer_norm, eps):
-        out = self._gemm(x, weight, bias, residual=residual, norm="layer_norm" if layer_norm else "no_norm",
-                         norm_weight=_f32(norm_weight), norm_bias=_f32(norm_bias), eps=float(eps))
-        if out is None:
-            return super().dense_add_norm(x, weight, bias, residual, norm_weight, norm_bias,
-                                          layer_norm=layer_norm, eps=eps)
+    def run(self, inp, want_hidden=False, want_attentions=False, mlm_rows=None):
+        keep = inp["attention_mask"]
+        keep = None if keep is None or keep.all() else np.ascontiguousarray(keep, dtype=np.uint8)
+        rows = None if mlm_rows is None else np.ascontiguousarray(mlm_rows, dtype=np.int64)
+        out = self._engine.forward(inp["input_ids"], inp["inputs_embeds"], inp["token_type_ids"],
+                                   inp["position_ids"], keep, want_hidden, want_attentions, rows)
+        out.setdefault("hidden_states", None)
+        out.setdefault("attentions", None)
         return out
 
-    def add_norm(self, x, weight, beta, *, bias=None, residual=None, layer_norm=False, eps=1e-12):
-        shape = x.shape
-        rows = np.ascontiguousarray(x, dtype=np.float32).reshape(-1, shape[-1])
-        if residual is not None:
-            residual = np.ascontiguousarray(np.broadcast_to(residual, shape), dtype=np.float32).reshape(rows.shape)
-        out = _C.add_norm(rows, _f32(weight), _f32(beta), bias=None if bias is None else _f32(bias),
-                          residual=residual, layer_norm=layer_norm, eps=float(eps))
-        return out.reshape(shape)
+
+# transformers' activation names that the native kernels implement (all that carry no weights of their own).
+NATIVE_ACTIVATIONS = frozenset({
+    "relu", "relu6", "linear", "gelu", "gelu_python", "gelu_new", "gelu_pytorch_tanh", "gelu_python_tanh",
+    "gelu_accurate", "gelu_fast", "gelu_10", "quick_gelu", "hardswish", "laplace", "leaky_relu", "mish", "relu2",
+    "sigmoid", "silu", "swish", "sqrtsoftplus", "tanh",
+})
 
 
 def _f32(a):
@@ -101,17 +118,21 @@ def default_backend() -> str:
     return "native" if _C is not None else "reference"
 
 
-def make_ops(backend: str | None = None, num_threads: int | None = None) -> NumpyOps:
+def make_engine(config, params, class_name, backend: str | None = None, num_threads: int | None = None):
+    """The engine that runs `class_name` on `backend` (default: native when built, else reference)."""
     name = backend or default_backend()
+    if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, int)
+                                    or num_threads < 1):
+        raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}")
     if name == "reference":
-        return NumpyOps()
+        return ReferenceEngine(config, params, class_name, num_threads)
     if name == "native":
         if _C is None:
             raise RuntimeError(f"backend='native' needs the compiled extension mobilebert_lite._C, which failed to "
                                f"import ({NATIVE_IMPORT_ERROR}); reinstall with a C++ compiler or use "
                                "backend='reference'")
         _C.runtime_info()  # surfaces a bad MBL_FORCE_ISA at load time rather than at the first forward
-        return NativeOps(num_threads)
+        return NativeEngine(config, params, class_name, num_threads)
     raise ValueError(f"unknown backend {name!r}; expected one of {BACKENDS}")
 
 

@@ -6,8 +6,8 @@ import os
 
 import numpy as np
 
-from . import losses, reference
-from .backends import make_ops
+from . import losses
+from .backends import make_engine
 from .config import MobileBertConfig
 from .inputs import label_array, prepare_inputs
 from .outputs import (
@@ -38,10 +38,8 @@ class MobileBertPreTrainedModel:
         else:
             params = select_weights(config, type(self).__name__, params)
         self.params = params
-        self.ops = make_ops(backend, num_threads)
-        if hasattr(self.ops, "prepare"):
-            self.ops.prepare(self.params)
-        self.backend = self.ops.name
+        self.engine = make_engine(config, params, type(self).__name__, backend, num_threads)
+        self.backend = self.engine.name
         self.num_threads = num_threads
 
     @staticmethod
@@ -80,26 +78,23 @@ class MobileBertPreTrainedModel:
     # ------------------------------------------------------------------------------------------ plumbing
     def _encode(self, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
                 output_hidden_states, output_attentions, return_dict, rank=2):
-        """Validate inputs and run the encoder. Returns (inputs, last_hidden_state, hidden_states, attentions,
-        return_dict), with None flags taken from the config as transformers does."""
+        """Validate inputs and run the engine (encoder and this class's heads). Returns (inputs, results,
+        return_dict), with None flags taken from the config as transformers does; see ReferenceEngine.run."""
         cfg = self.config
         want_hidden = cfg.output_hidden_states if output_hidden_states is None else bool(output_hidden_states)
         want_attn = cfg.output_attentions if output_attentions is None else bool(output_attentions)
         inp = prepare_inputs(cfg, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, rank=rank)
-        last, hidden, attn = reference.encode(
-            cfg, self.params, self.ops, inp["input_ids"], inp["inputs_embeds"], inp["attention_mask"],
-            inp["token_type_ids"], inp["position_ids"], want_hidden, want_attn)
-        return inp, last, hidden, attn, (cfg.return_dict if return_dict is None else bool(return_dict))
-
-    def _pooled(self, last):
-        return reference.pool(self.config, self.params, self.ops, last)
-
-    def _linear_head(self, x, prefix):
-        return self.ops.linear(x, self.params[prefix + "weight"], self.params[prefix + "bias"])
+        res = self.engine.run(inp, want_hidden, want_attn)
+        return inp, res, (cfg.return_dict if return_dict is None else bool(return_dict))
 
     @staticmethod
     def _finish(output, return_dict):
         return output if return_dict else output.to_tuple()
+
+
+def _extras(res):
+    """The optional encoder outputs every class returns."""
+    return {"hidden_states": res["hidden_states"], "attentions": res["attentions"]}
 
 
 _COMMON_DOC = """
@@ -113,11 +108,11 @@ class MobileBertModel(MobileBertPreTrainedModel):
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, output_hidden_states=None, output_attentions=None, return_dict=None):
-        _, last, hidden, attn, rd = self._encode(
+        _, res, rd = self._encode(
             input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states,
             output_attentions, return_dict)
-        out = BaseModelOutputWithPooling(last_hidden_state=last, pooler_output=self._pooled(last),
-                                         hidden_states=hidden, attentions=attn)
+        out = BaseModelOutputWithPooling(last_hidden_state=res["last_hidden_state"],
+                                         pooler_output=res["pooler_output"], **_extras(res))
         return self._finish(out, rd)
 
 
@@ -136,19 +131,19 @@ class MobileBertForPreTraining(MobileBertPreTrainedModel):
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, labels=None, next_sentence_label=None, output_hidden_states=None,
                 output_attentions=None, return_dict=None):
-        inp, last, hidden, attn, rd = self._encode(
+        inp, res, rd = self._encode(
             input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states,
             output_attentions, return_dict)
         B, L = inp["shape"]
-        prediction_logits = reference.mlm_logits(self.config, self.params, self.ops, last)
-        seq_logits = self._linear_head(self._pooled(last), "cls.seq_relationship.")
+        prediction_logits = res["mlm_logits"].reshape(B, L, -1)
+        seq_logits = res["pooled_logits"]
         loss = None
         if labels is not None and next_sentence_label is not None:
             mlm = losses.cross_entropy(prediction_logits, label_array("labels", labels, (B, L), True))
             nsp = losses.cross_entropy(seq_logits, label_array("next_sentence_label", next_sentence_label, (B,), True))
             loss = np.asarray(mlm + nsp, dtype=np.float32)
         out = MobileBertForPreTrainingOutput(loss=loss, prediction_logits=prediction_logits,
-                                             seq_relationship_logits=seq_logits, hidden_states=hidden, attentions=attn)
+                                             seq_relationship_logits=seq_logits, **_extras(res))
         return self._finish(out, rd)
 
 
@@ -159,14 +154,14 @@ class MobileBertForMaskedLM(MobileBertPreTrainedModel):
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, labels=None, output_hidden_states=None, output_attentions=None,
                 return_dict=None):
-        inp, last, hidden, attn, rd = self._encode(
+        inp, res, rd = self._encode(
             input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states,
             output_attentions, return_dict)
-        logits = reference.mlm_logits(self.config, self.params, self.ops, last)
+        logits = res["mlm_logits"].reshape(*inp["shape"], -1)
         loss = None
         if labels is not None:
             loss = losses.cross_entropy(logits, label_array("labels", labels, inp["shape"], True))
-        return self._finish(MaskedLMOutput(loss=loss, logits=logits, hidden_states=hidden, attentions=attn), rd)
+        return self._finish(MaskedLMOutput(loss=loss, logits=logits, **_extras(res)), rd)
 
 
 class MobileBertForNextSentencePrediction(MobileBertPreTrainedModel):
@@ -175,14 +170,14 @@ class MobileBertForNextSentencePrediction(MobileBertPreTrainedModel):
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, labels=None, output_hidden_states=None, output_attentions=None,
                 return_dict=None):
-        inp, last, hidden, attn, rd = self._encode(
+        inp, res, rd = self._encode(
             input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states,
             output_attentions, return_dict)
-        logits = self._linear_head(self._pooled(last), "cls.seq_relationship.")
+        logits = res["pooled_logits"]
         loss = None
         if labels is not None:
             loss = losses.cross_entropy(logits, label_array("labels", labels, inp["shape"][:1], True))
-        out = NextSentencePredictorOutput(loss=loss, logits=logits, hidden_states=hidden, attentions=attn)
+        out = NextSentencePredictorOutput(loss=loss, logits=logits, **_extras(res))
         return self._finish(out, rd)
 
 
@@ -194,13 +189,12 @@ class MobileBertForSequenceClassification(MobileBertPreTrainedModel):
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, labels=None, output_hidden_states=None, output_attentions=None,
                 return_dict=None):
-        inp, last, hidden, attn, rd = self._encode(
+        inp, res, rd = self._encode(
             input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states,
             output_attentions, return_dict)
-        logits = self._linear_head(self._pooled(last), "classifier.")
+        logits = res["pooled_logits"]
         loss = None if labels is None else self._loss(logits, labels, inp["shape"][0])
-        return self._finish(SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=hidden,
-                                                     attentions=attn), rd)
+        return self._finish(SequenceClassifierOutput(loss=loss, logits=logits, **_extras(res)), rd)
 
     def _loss(self, logits, labels, batch):
         cfg, n = self.config, self.config.num_labels
@@ -228,16 +222,15 @@ class MobileBertForMultipleChoice(MobileBertPreTrainedModel):
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, labels=None, output_hidden_states=None, output_attentions=None,
                 return_dict=None):
-        inp, last, hidden, attn, rd = self._encode(
+        inp, res, rd = self._encode(
             input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states,
             output_attentions, return_dict, rank=3)
         B, C, _ = inp["shape"]
-        logits = self._linear_head(self._pooled(last), "classifier.").reshape(B, C)
+        logits = res["pooled_logits"].reshape(B, C)
         loss = None
         if labels is not None:
             loss = losses.cross_entropy(logits, label_array("labels", labels, (B,), True))
-        return self._finish(MultipleChoiceModelOutput(loss=loss, logits=logits, hidden_states=hidden,
-                                                      attentions=attn), rd)
+        return self._finish(MultipleChoiceModelOutput(loss=loss, logits=logits, **_extras(res)), rd)
 
 
 class MobileBertForTokenClassification(MobileBertPreTrainedModel):
@@ -247,15 +240,14 @@ class MobileBertForTokenClassification(MobileBertPreTrainedModel):
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, labels=None, output_hidden_states=None, output_attentions=None,
                 return_dict=None):
-        inp, last, hidden, attn, rd = self._encode(
+        inp, res, rd = self._encode(
             input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states,
             output_attentions, return_dict)
-        logits = self._linear_head(last, "classifier.")
+        logits = res["token_logits"]
         loss = None
         if labels is not None:
             loss = losses.cross_entropy(logits, label_array("labels", labels, inp["shape"], True))
-        return self._finish(TokenClassifierOutput(loss=loss, logits=logits, hidden_states=hidden,
-                                                  attentions=attn), rd)
+        return self._finish(TokenClassifierOutput(loss=loss, logits=logits, **_extras(res)), rd)
 
 
 class MobileBertForQuestionAnswering(MobileBertPreTrainedModel):
@@ -270,10 +262,10 @@ class MobileBertForQuestionAnswering(MobileBertPreTrainedModel):
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, start_positions=None, end_positions=None, output_hidden_states=None,
                 output_attentions=None, return_dict=None):
-        inp, last, hidden, attn, rd = self._encode(
+        inp, res, rd = self._encode(
             input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states,
             output_attentions, return_dict)
-        logits = self._linear_head(last, "qa_outputs.")
+        logits = res["token_logits"]
         start_logits = np.ascontiguousarray(logits[..., 0])
         end_logits = np.ascontiguousarray(logits[..., 1])
         loss = None
@@ -284,7 +276,7 @@ class MobileBertForQuestionAnswering(MobileBertPreTrainedModel):
             loss = np.asarray((losses.cross_entropy(start_logits, start, ignore_index=L)
                                + losses.cross_entropy(end_logits, end, ignore_index=L)) / 2, dtype=np.float32)
         out = QuestionAnsweringModelOutput(loss=loss, start_logits=start_logits, end_logits=end_logits,
-                                           hidden_states=hidden, attentions=attn)
+                                           **_extras(res))
         return self._finish(out, rd)
 
     @staticmethod

@@ -1,9 +1,11 @@
-// _C.PackedLinear and _C._fma_peak: the GEMM driver (ops/linear.h) reachable from Python, per ISA, for
-// kernel tests and benchmarks. Validation follows module.cc: every bad argument is a ValueError naming it.
+// _C.PackedLinear, _C._fma_peak and _C._pool_check: the GEMM driver (ops/linear.h) and the thread pool
+// (cpu/threadpool.h) reachable from Python, per ISA, for kernel tests and benchmarks. Validation follows
+// module.cc: every bad argument is a ValueError naming it.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -13,6 +15,7 @@
 #include <vector>
 
 #include "cpu/dispatch.h"
+#include "cpu/threadpool.h"
 #include "ops/linear.h"
 
 namespace py = pybind11;
@@ -28,6 +31,10 @@ std::string shape_str(const std::vector<py::ssize_t>& shape) {
 std::vector<py::ssize_t> shape_of(const py::array& a) { return {a.shape(), a.shape() + a.ndim()}; }
 
 [[noreturn]] void bad(const std::string& what) { throw py::value_error("PackedLinear: " + what); }
+
+// A sanity bound on num_threads= (as for MBL_NUM_THREADS): a typo like 10**6 should be an error, not an
+// attempt to start a million threads.
+constexpr int kMaxThreads = 1024;
 
 // obj as a float32, C-contiguous ndarray of the given shape (-1 = any extent), or a ValueError naming it.
 py::array checked(const py::handle& obj, const char* name, const std::vector<py::ssize_t>& shape) {
@@ -90,7 +97,7 @@ class PyPackedLinear {
 
   py::array call(const py::object& x_obj, const std::string& activation, const py::object& residual_obj,
                  const py::object& norm_obj, const py::object& norm_weight_obj, const py::object& norm_bias_obj,
-                 double eps, const py::object& out_obj) const {
+                 double eps, const py::object& out_obj, int num_threads) const {
     const auto N = static_cast<py::ssize_t>(layer_->n()), K = static_cast<py::ssize_t>(layer_->k());
     const py::array x = checked(x_obj, "x", {-1, K});
     const py::ssize_t M = x.shape(0);
@@ -123,6 +130,9 @@ class PyPackedLinear {
     }
     if (!(eps >= 0.0)) bad("eps must be >= 0, got " + std::string(py::str(py::float_(eps))));
     ep.eps = static_cast<float>(eps);
+    if (num_threads < 1 || num_threads > kMaxThreads)
+      bad("num_threads must be in [1, " + std::to_string(kMaxThreads) + "], got " + std::to_string(num_threads));
+    mbl::ThreadPool* pool = num_threads > 1 ? &mbl::shared_pool(num_threads) : nullptr;
 
     py::array out;
     if (out_obj.is_none()) {
@@ -139,7 +149,7 @@ class PyPackedLinear {
     {
       py::gil_scoped_release nogil;  // x, out and the epilogue arrays are held by this frame
       mbl::ops::linear_forward(*layer_, a, static_cast<std::size_t>(M), static_cast<std::size_t>(K), c,
-                               static_cast<std::size_t>(N), ep);
+                               static_cast<std::size_t>(N), ep, pool);
     }
     return out;
   }
@@ -164,6 +174,41 @@ double fma_peak(const std::optional<std::string>& isa, std::size_t iters, int re
   return best;
 }
 
+// Runs a job of num_tasks tasks on a pool of num_threads (the shared one, or a fresh one created and
+// destroyed here), `repeats` times. Each task spins for task_us microseconds (so that the workers get a
+// share) and records which worker ran it; the task numbered throw_at (if >= 0) throws. Returns
+// (times each task ran, in total over the repeats; the set of worker indices seen); a thrown task surfaces
+// as RuntimeError.
+py::tuple pool_check(int num_threads, std::size_t num_tasks, long long throw_at, int repeats, double task_us,
+                     bool shared) {
+  if (num_threads < 1 || num_threads > kMaxThreads)
+    throw py::value_error("_pool_check: num_threads must be in [1, " + std::to_string(kMaxThreads) + "]");
+  std::vector<std::atomic<int>> runs(num_tasks);
+  std::vector<std::atomic<bool>> workers(static_cast<std::size_t>(num_threads));
+  {
+    py::gil_scoped_release nogil;
+    std::unique_ptr<mbl::ThreadPool> own;
+    if (!shared) own = std::make_unique<mbl::ThreadPool>(num_threads);
+    mbl::ThreadPool& pool = shared ? mbl::shared_pool(num_threads) : *own;
+    const auto spin = std::chrono::duration<double, std::micro>(task_us);
+    for (int r = 0; r < repeats; ++r)
+      pool.run(num_tasks, [&](std::size_t task, int worker) {
+        if (worker < 0 || worker >= num_threads) throw std::logic_error("worker index out of range");
+        workers[static_cast<std::size_t>(worker)] = true;
+        runs[task].fetch_add(1);
+        const auto t0 = std::chrono::steady_clock::now();
+        while (std::chrono::steady_clock::now() - t0 < spin) mbl::cpu_relax();
+        if (throw_at >= 0 && task == static_cast<std::size_t>(throw_at))
+          throw std::runtime_error("task " + std::to_string(task) + " failed");
+      });
+  }
+  py::list runs_out, workers_out;
+  for (const auto& r : runs) runs_out.append(r.load());
+  for (std::size_t w = 0; w < workers.size(); ++w)
+    if (workers[w]) workers_out.append(w);
+  return py::make_tuple(runs_out, workers_out);
+}
+
 }  // namespace
 
 void bind_linear(py::module_& m) {
@@ -179,9 +224,16 @@ void bind_linear(py::module_& m) {
       .def("__call__", &PyPackedLinear::call, py::arg("x"), py::kw_only(), py::arg("activation") = "none",
            py::arg("residual") = py::none(), py::arg("norm") = py::none(), py::arg("norm_weight") = py::none(),
            py::arg("norm_bias") = py::none(), py::arg("eps") = 1e-12, py::arg("out") = py::none(),
+           py::arg("num_threads") = 1,
            "x: float32 C-contiguous [M, K] -> [M, N]: act(x @ W.T + bias) + residual, then norm\n"
-           "('no_norm': y * norm_weight + norm_bias; 'layer_norm' with eps). The GIL is released.");
+           "('no_norm': y * norm_weight + norm_bias; 'layer_norm' with eps). activation: any HF hidden_act\n"
+           "name (see the error for an unknown one). num_threads > 1 runs on the process-wide pool of that\n"
+           "size; the result is bitwise the same for every num_threads. The GIL is released.");
   m.def("_fma_peak", &fma_peak, py::arg("isa") = py::none(), py::arg("iters") = 20000000,
         py::arg("repeats") = 5,
         "Measured FMA throughput of one core at an ISA's vector width, GFLOP/s (best of `repeats`).");
+  m.def("_pool_check", &pool_check, py::arg("num_threads"), py::arg("num_tasks"), py::kw_only(),
+        py::arg("throw_at") = -1, py::arg("repeats") = 1, py::arg("task_us") = 0.0, py::arg("shared") = true,
+        "Thread-pool self-test: run num_tasks tasks `repeats` times; returns (runs per task, workers seen).\n"
+        "Task throw_at throws (RuntimeError here); shared=False uses a pool created for this call.");
 }

@@ -90,12 +90,14 @@ KernelTable make_table(Isa isa) {
   KernelTable t{Isa::scalar,
                 {k::scalar::add_norm, "scalar"},
                 {k::scalar::gemm_ukernel, k::scalar::gemm_pack, k::scalar::kGemmMr, k::scalar::kGemmNr,
-                 "scalar_4x8", k::scalar::fma_probe, k::scalar::kProbeFlops}};
+                 "scalar_4x8", k::scalar::fma_probe, k::scalar::kProbeFlops},
+                {k::scalar::attention_head, k::scalar::exp_row, "scalar"}};
 #if MBL_HAVE_AVX2
   if (isa == Isa::avx2 || isa == Isa::avx512) {
     t.add_norm = {k::avx2::add_norm, "avx2"};
     t.gemm = {k::avx2::gemm_ukernel, k::avx2::gemm_pack, k::avx2::kGemmMr, k::avx2::kGemmNr, "avx2_6x16",
               k::avx2::fma_probe, k::avx2::kProbeFlops};
+    t.attention = {k::avx2::attention_head, k::avx2::exp_row, "avx2_4x16"};
   }
 #endif
 #if MBL_HAVE_AVX512
@@ -103,6 +105,7 @@ KernelTable make_table(Isa isa) {
     t.add_norm = {k::avx512::add_norm, "avx512"};
     t.gemm = {k::avx512::gemm_ukernel, k::avx512::gemm_pack, k::avx512::kGemmMr, k::avx512::kGemmNr,
               "avx512_8x32", k::avx512::fma_probe, k::avx512::kProbeFlops};
+    t.attention = {k::avx512::attention_head, k::avx512::exp_row, "avx512_4x64"};
   }
 #endif
 #if MBL_HAVE_NEON

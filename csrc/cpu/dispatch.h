@@ -44,12 +44,21 @@ struct GemmKernel {
   std::size_t probe_flops;        // flops per probe iteration
 };
 
+// Fused attention for one (batch, head) (ops/attention.h drives it), and the vector exp its softmax uses
+// (exposed for accuracy tests).
+struct AttentionKernel {
+  kernels::attention_head_fn head;
+  kernels::exp_row_fn exp;
+  const char* name;  // e.g. "avx512_4x64", the score tile; reported by runtime_info()
+};
+
 // One entry per op. Entries start at the scalar kernel and are upgraded one by one, so an ISA that lacks
 // a variant of some op still has a working entry for it.
 struct KernelTable {
   Isa isa;
   AddNormKernel add_norm;
   GemmKernel gemm;
+  AttentionKernel attention;
 };
 
 // The active table (see the header comment). Throws std::runtime_error if MBL_FORCE_ISA is invalid.

@@ -94,4 +94,54 @@ void gemm_pack(const float* W, std::size_t N, std::size_t K, float* packed);
 float fma_probe(std::size_t iters);
 }  // namespace avx512
 
+// attention_head: multi-head attention for one (batch, head), fused (ops/attention.h is the driver):
+//   s[i, j]  = (sum_t q[i*ldq + t] * k[j*ldk + t]) * scale     float32 dot product, then one multiply
+//   s[i, j]  = -FLT_MAX where keep[j] == 0                      (HF adds float32 min: the same for |s| < 2^103)
+//   p[i, :]  = softmax(s[i, :]), max subtracted first           a fully masked row comes out uniform
+//   ctx[i*ldc + t]  = sum_j p[i, j] * v[j*ldv + t]
+//   probs[i*L + j] = p[i, j]                                    only if probs != nullptr
+// for i, j < L and t < d. Reads q, k, v rows [0, L) columns [0, d) and keep[0, L) only; writes ctx rows
+// [0, L) columns [0, d), probs [0, L*L) and scratch only. Outputs must not overlap inputs or each other.
+// L, d >= 1.
+inline constexpr std::size_t kAttentionMaxRows = 8;    // query rows per block, any ISA
+inline constexpr std::size_t kAttentionMaxWidth = 16;  // float lanes, any ISA
+// Scratch every variant fits in: a mask row, K^T and a block of score rows, each L rounded up to the widest
+// vector.
+inline constexpr std::size_t attention_scratch_floats(std::size_t L, std::size_t d) {
+  const std::size_t lw = (L + kAttentionMaxWidth - 1) / kAttentionMaxWidth * kAttentionMaxWidth;
+  return (1 + d + kAttentionMaxRows) * lw;
+}
+struct AttentionHead {
+  const float* q;
+  const float* k;
+  const float* v;
+  std::size_t ldq, ldk, ldv;
+  const unsigned char* keep;  // [L], nonzero = attend; nullptr = every key attended
+  std::size_t L, d;
+  float scale;
+  float* ctx;
+  std::size_t ldc;
+  float* probs;    // [L, L] row-major, or nullptr
+  float* scratch;  // attention_scratch_floats(L, d) floats, no alignment required
+};
+using attention_head_fn = void (*)(const AttentionHead& a);
+// exp_row: y[i] = exp(x[i]) for i < n, with the exp the softmax above uses (tests measure its error). x and
+// y may be the same array.
+using exp_row_fn = void (*)(const float* x, float* y, std::size_t n);
+
+// Attention variants. scalar: double accumulation and std::exp, float32 scores and probabilities (as HF
+// stores them); SIMD: float32 throughout with a polynomial exp.
+namespace scalar {
+void attention_head(const AttentionHead& a);
+void exp_row(const float* x, float* y, std::size_t n);
+}  // namespace scalar
+namespace avx2 {
+void attention_head(const AttentionHead& a);
+void exp_row(const float* x, float* y, std::size_t n);
+}  // namespace avx2
+namespace avx512 {
+void attention_head(const AttentionHead& a);
+void exp_row(const float* x, float* y, std::size_t n);
+}  // namespace avx512
+
 }  // namespace mbl::kernels

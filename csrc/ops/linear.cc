@@ -1,9 +1,11 @@
 #include "ops/linear.h"
 
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
 #include <new>
+#include <thread>
 
 #include "kernels/kernels.h"
 
@@ -23,31 +25,198 @@ float* alloc_floats(std::size_t count) {
 // past them once. A multiple of every mr we have (4, 6, 8), about 64 KiB of A at K = 512.
 constexpr std::size_t kRowBlock = 48;
 
-// GELU in double, rounded once: at most half an ulp from the exact function of the float32 input.
-void gelu_row(float* y, std::size_t n, bool tanh_approx) {
-  constexpr double kInvSqrt2 = 0.70710678118654752440;
-  constexpr double kSqrt2OverPi = 0.79788456080286535588;
-  for (std::size_t i = 0; i < n; ++i) {
-    const double x = y[i];
-    const double g = tanh_approx ? 0.5 * x * (1.0 + std::tanh(kSqrt2OverPi * (x + 0.044715 * x * x * x)))
-                                 : 0.5 * x * (1.0 + std::erf(x * kInvSqrt2));
-    y[i] = static_cast<float>(g);
+// The least work worth a task of its own, in microkernel k-steps (one k of one mr x nr tile, a few cycles):
+// several times what handing a task to a polling worker costs. GEMMs below twice this run on the calling
+// thread.
+constexpr std::size_t kMinTaskSteps = 2048;
+// What one element of a transcendental activation costs, in the same units (a double erfc/exp/tanh is a
+// few tens of cycles), so a GELU epilogue counts towards the split.
+constexpr std::size_t kActivationSteps = 8;
+// Tasks per thread when there is enough work: a second one lets a thread that got its first task late (a
+// worker still waking up) be made up for by the others, at the cost of one more claim each.
+constexpr std::size_t kTasksPerThread = 2;
+
+// --- Activations (those not done by the microkernel's clamp) ---------------------------------------------
+
+// Each f is evaluated in double on the float32 input and rounded once: within half an ulp (plus the libm
+// error, ~1 ulp of double) of the exact function. Written with exp/erfc rather than 1 + tanh / 1 + erf where
+// those cancel for negative x: x/2 (1 + tanh z) == x / (1 + exp(-2z)) and x/2 (1 + erf z) == x/2 erfc(-z).
+template <class F>
+void map_row(float* y, std::size_t n, F f) {
+  for (std::size_t i = 0; i < n; ++i) y[i] = static_cast<float>(f(static_cast<double>(y[i])));
+}
+
+constexpr double kInvSqrt2 = 0.70710678118654752440;
+constexpr double kSqrt2OverPi = 0.79788456080286535588;
+
+double gelu_erf(double x) { return 0.5 * x * std::erfc(-x * kInvSqrt2); }
+double softplus(double x) { return x > 0.0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
+double clamp(double v, double lo, double hi) { return v < lo ? lo : (v > hi ? hi : v); }  // NaN passes
+
+void activate_row(float* y, std::size_t n, Activation act) {
+  switch (act) {
+    case Activation::none:
+    case Activation::relu:
+    case Activation::relu6:
+      return;  // identity, or already applied by the microkernel's clamp
+    case Activation::gelu:
+      return map_row(y, n, gelu_erf);
+    case Activation::gelu_tanh:
+      return map_row(y, n, [](double x) {
+        return x / (1.0 + std::exp(-2.0 * kSqrt2OverPi * (x + 0.044715 * x * x * x)));
+      });
+    case Activation::gelu_fast:
+      return map_row(y, n, [](double x) {
+        return x / (1.0 + std::exp(-2.0 * (x * 0.7978845608 * (1.0 + 0.044715 * x * x))));
+      });
+    case Activation::gelu_10:
+      return map_row(y, n, [](double x) { return clamp(gelu_erf(x), -10.0, 10.0); });
+    case Activation::quick_gelu:
+      return map_row(y, n, [](double x) { return x / (1.0 + std::exp(-1.702 * x)); });
+    case Activation::hardswish:
+      return map_row(y, n, [](double x) { return x * clamp(x + 3.0, 0.0, 6.0) / 6.0; });
+    case Activation::laplace:  // (1 + erf(z)) / 2 == erfc(-z) / 2
+      return map_row(y, n, [](double x) { return 0.5 * std::erfc(-(x - 0.707107) / (0.282095 * 2.0 * kInvSqrt2)); });
+    case Activation::leaky_relu:
+      // PyTorch's float32 x * 0.01f, one rounding, bit for bit; the comparison lets NaN through.
+      for (std::size_t i = 0; i < n; ++i) y[i] = y[i] < 0.0f ? y[i] * 0.01f : y[i];
+      return;
+    case Activation::mish:
+      return map_row(y, n, [](double x) { return x * std::tanh(softplus(x)); });
+    case Activation::relu2:  // the square of a float is exact in double: correctly rounded, as in PyTorch
+      return map_row(y, n, [](double x) { return x < 0.0 ? 0.0 : x * x; });
+    case Activation::sigmoid:
+      return map_row(y, n, [](double x) { return 1.0 / (1.0 + std::exp(-x)); });
+    case Activation::silu:
+      return map_row(y, n, [](double x) { return x / (1.0 + std::exp(-x)); });
+    case Activation::sqrtsoftplus:
+      return map_row(y, n, [](double x) { return std::sqrt(softplus(x)); });
+    case Activation::tanh:
+      return map_row(y, n, [](double x) { return std::tanh(x); });
   }
 }
+
+bool transcendental(Activation act) {
+  return act != Activation::none && act != Activation::relu && act != Activation::relu6 &&
+         act != Activation::leaky_relu;
+}
+
+struct NamedActivation {
+  const char* name;
+  Activation act;
+};
+// transformers.activations.ACT2CLS's names (but prelu and xielu), plus our "none" and "gelu_tanh".
+constexpr NamedActivation kActivations[] = {
+    {"none", Activation::none},
+    {"linear", Activation::none},
+    {"relu", Activation::relu},
+    {"relu6", Activation::relu6},
+    {"gelu", Activation::gelu},
+    {"gelu_python", Activation::gelu},
+    {"gelu_tanh", Activation::gelu_tanh},
+    {"gelu_new", Activation::gelu_tanh},
+    {"gelu_pytorch_tanh", Activation::gelu_tanh},
+    {"gelu_python_tanh", Activation::gelu_tanh},
+    {"gelu_accurate", Activation::gelu_tanh},
+    {"gelu_fast", Activation::gelu_fast},
+    {"gelu_10", Activation::gelu_10},
+    {"quick_gelu", Activation::quick_gelu},
+    {"hardswish", Activation::hardswish},
+    {"laplace", Activation::laplace},
+    {"leaky_relu", Activation::leaky_relu},
+    {"mish", Activation::mish},
+    {"relu2", Activation::relu2},
+    {"sigmoid", Activation::sigmoid},
+    {"silu", Activation::silu},
+    {"swish", Activation::silu},
+    {"sqrtsoftplus", Activation::sqrtsoftplus},
+    {"tanh", Activation::tanh},
+};
+
+// --- The driver -----------------------------------------------------------------------------------------
+
+// One linear_forward call, shared by its tasks.
+struct Job {
+  const PackedLinear& layer;
+  const float* A;
+  float* C;
+  std::size_t ldc;
+  const Epilogue& ep;
+  kernels::GemmTile tile;  // K, lda, ldc, lo, hi filled in; the rest per tile
+};
+
+// y = norm(y + residual) on row m, in place (add_norm allows out == x). One row per call because add_norm's
+// rows are dense (stride N) and ours have strides ldc / ldr.
+void norm_row(const Job& j, std::size_t m) {
+  float* y = j.C + m * j.ldc;
+  const float* res = j.ep.residual != nullptr ? j.ep.residual + m * j.ep.ldr : nullptr;
+  const kernels::AddNormParams p{y, nullptr, res, j.ep.norm_weight, j.ep.norm_bias, y, 1, j.layer.n(),
+                                 j.ep.norm == Norm::layer_norm, j.ep.eps};
+  j.layer.table().add_norm.fn(p);
+}
+
+// C rows [m0, m1) x columns [n0, n1): GEMM (+ bias, + clamp), the other activations, and the residual if
+// there is no norm; with a norm, the norm (which adds the residual) only if with_norm, i.e. when the block
+// spans whole rows. m0 is a multiple of mr and n0 of nr, and each element goes through the same steps as
+// in any other split, so the result does not depend on the split.
+void compute_block(const Job& j, std::size_t m0, std::size_t m1, std::size_t n0, std::size_t n1,
+                   bool with_norm) {
+  const GemmKernel& g = j.layer.gemm();
+  const std::size_t K = j.layer.k(), mr = g.mr, nr = g.nr;
+  const Epilogue& ep = j.ep;
+  kernels::GemmTile t = j.tile;
+  for (std::size_t b0 = m0; b0 < m1; b0 += kRowBlock) {
+    const std::size_t b1 = m1 - b0 < kRowBlock ? m1 : b0 + kRowBlock;
+    // GEMM (+ bias, + clamp) for the row block: one weight panel at a time, its tiles down M.
+    for (std::size_t c0 = n0; c0 < n1; c0 += nr) {
+      t.nr = n1 - c0 < nr ? n1 - c0 : nr;
+      t.panel = j.layer.packed() + c0 * K;
+      t.bias = j.layer.bias() + c0;
+      for (std::size_t m = b0; m < b1; m += mr) {
+        t.mr = b1 - m < mr ? b1 - m : mr;
+        t.A = j.A + m * t.lda;
+        t.C = j.C + m * j.ldc + c0;
+        g.ukernel(t);
+      }
+    }
+    // The rest of the epilogue, row by row, while the block is hot.
+    for (std::size_t m = b0; m < b1; ++m) {
+      float* y = j.C + m * j.ldc;
+      activate_row(y + n0, n1 - n0, ep.activation);
+      if (ep.norm == Norm::none) {
+        if (ep.residual != nullptr) {
+          const float* res = ep.residual + m * ep.ldr;
+          for (std::size_t n = n0; n < n1; ++n) y[n] += res[n];
+        }
+      } else if (with_norm) {
+        norm_row(j, m);
+      }
+    }
+  }
+}
+
+std::size_t ceil_div(std::size_t a, std::size_t b) { return (a + b - 1) / b; }
+std::size_t min(std::size_t a, std::size_t b) { return a < b ? a : b; }
 
 }  // namespace
 
 bool parse_activation(const std::string& name, Activation* out) {
-  if (name == "none") *out = Activation::none;
-  else if (name == "relu") *out = Activation::relu;
-  else if (name == "relu6") *out = Activation::relu6;
-  else if (name == "gelu") *out = Activation::gelu;
-  else if (name == "gelu_tanh") *out = Activation::gelu_tanh;
-  else return false;
-  return true;
+  for (const NamedActivation& a : kActivations)
+    if (name == a.name) {
+      *out = a.act;
+      return true;
+    }
+  return false;
 }
 
-const char* activation_names() { return "none, relu, relu6, gelu, gelu_tanh"; }
+const char* activation_names() {
+  static const std::string names = [] {
+    std::string s;
+    for (const NamedActivation& a : kActivations) s += (s.empty() ? "" : ", ") + std::string(a.name);
+    return s;
+  }();
+  return names.c_str();
+}
 
 void PackedLinear::Free::operator()(float* p) const { std::free(p); }
 
@@ -63,52 +232,75 @@ PackedLinear::PackedLinear(const KernelTable& table, const float* W, const float
 }
 
 void linear_forward(const PackedLinear& layer, const float* A, std::size_t M, std::size_t lda, float* C,
-                    std::size_t ldc, const Epilogue& ep) {
+                    std::size_t ldc, const Epilogue& ep, ThreadPool* pool) {
+  if (M == 0) return;
   const GemmKernel& g = layer.gemm();
   const std::size_t N = layer.n(), K = layer.k(), mr = g.mr, nr = g.nr;
   constexpr float kInf = std::numeric_limits<float>::infinity();
 
-  kernels::GemmTile t{};
-  t.K = K;
-  t.lda = lda;
-  t.ldc = ldc;
-  t.lo = -kInf;
-  t.hi = kInf;
-  if (ep.activation == Activation::relu) t.lo = 0.0f;
-  if (ep.activation == Activation::relu6) t.lo = 0.0f, t.hi = 6.0f;
-  const bool gelu = ep.activation == Activation::gelu || ep.activation == Activation::gelu_tanh;
+  Job j{layer, A, C, ldc, ep, {}};
+  j.tile.K = K;
+  j.tile.lda = lda;
+  j.tile.ldc = ldc;
+  j.tile.lo = -kInf;
+  j.tile.hi = kInf;
+  if (ep.activation == Activation::relu) j.tile.lo = 0.0f;
+  if (ep.activation == Activation::relu6) j.tile.lo = 0.0f, j.tile.hi = 6.0f;
 
-  for (std::size_t m0 = 0; m0 < M; m0 += kRowBlock) {
-    const std::size_t rows = M - m0 < kRowBlock ? M - m0 : kRowBlock;
-    // GEMM (+ bias, + clamp) for the whole row block, all N: one weight panel at a time, its tiles down M.
-    for (std::size_t n0 = 0; n0 < N; n0 += nr) {
-      t.nr = N - n0 < nr ? N - n0 : nr;
-      t.panel = layer.packed() + n0 * K;
-      t.bias = layer.bias() + n0;
-      for (std::size_t i = 0; i < rows; i += mr) {
-        t.mr = rows - i < mr ? rows - i : mr;
-        t.A = A + (m0 + i) * lda;
-        t.C = C + (m0 + i) * ldc + n0;
-        g.ukernel(t);
-      }
-    }
-    // The rest of the epilogue, row by row, while the block is hot.
-    for (std::size_t i = 0; i < rows; ++i) {
-      float* y = C + (m0 + i) * ldc;
-      if (gelu) gelu_row(y, N, ep.activation == Activation::gelu_tanh);
-      const float* res = ep.residual != nullptr ? ep.residual + (m0 + i) * ep.ldr : nullptr;
-      if (ep.norm == Norm::none) {
-        if (res != nullptr)
-          for (std::size_t n = 0; n < N; ++n) y[n] += res[n];
-        continue;
-      }
-      // y = norm(y + residual), in place (add_norm allows out == x); one row per call because add_norm's
-      // rows are dense (stride N) and ours have strides ldc / ldr.
-      const kernels::AddNormParams p{y,       nullptr, res, ep.norm_weight, ep.norm_bias, y, 1, N,
-                                     ep.norm == Norm::layer_norm, ep.eps};
-      layer.table().add_norm.fn(p);
-    }
+  // How many tasks the work is worth: at most kTasksPerThread per thread, at least kMinTaskSteps each.
+  const std::size_t m_tiles = ceil_div(M, mr), n_panels = ceil_div(N, nr);
+  const std::size_t threads = pool != nullptr ? static_cast<std::size_t>(pool->size()) : 1;
+  const std::size_t work =
+      m_tiles * n_panels * K + (transcendental(ep.activation) ? M * N * kActivationSteps : 0);
+  const std::size_t tasks = min(work / kMinTaskSteps, threads * kTasksPerThread);
+  if (threads == 1 || tasks < 2) return compute_block(j, 0, M, 0, N, true);
+
+  // Split M into blocks of whole tiles if there are enough of them: each task then owns whole rows and
+  // finishes them, norm included. Otherwise (small M) split N into groups of whole panels -- each thread
+  // then also streams only its share of the weights, which dominate at small M -- and M as well if that
+  // still leaves tasks to fill.
+  std::size_t rows = M, cols = N;
+  if (m_tiles >= tasks) {
+    rows = ceil_div(m_tiles, tasks) * mr;
+  } else {
+    cols = ceil_div(n_panels, min(n_panels, tasks)) * nr;
+    const std::size_t per_group = min(ceil_div(tasks, ceil_div(N, cols)), m_tiles);
+    rows = ceil_div(m_tiles, per_group) * mr;
   }
+  const std::size_t tasks_m = ceil_div(M, rows), tasks_n = ceil_div(N, cols);
+  const std::size_t blocks = tasks_m * tasks_n;
+  const auto block = [&](std::size_t task, bool with_norm) {
+    const std::size_t m0 = task / tasks_n * rows, n0 = task % tasks_n * cols;
+    compute_block(j, m0, min(m0 + rows, M), n0, min(n0 + cols, N), with_norm);
+  };
+
+  if (tasks_n == 1 || ep.norm == Norm::none) {
+    pool->run(blocks, [&](std::size_t task, int) { block(task, true); });
+    return;
+  }
+
+  // A norm over rows split into column groups: one job in two phases. Tasks [0, blocks) compute the blocks
+  // without the norm; the rest normalise chunks of rows once every block is done. Tasks are claimed in
+  // order, so when a norm task starts, every block has been claimed by a running thread: waiting for them
+  // cannot deadlock (and inline, in order, never waits). A second run() would cost a second hand-off.
+  const std::size_t norm_rows = ceil_div(M, min(threads, M));
+  std::atomic<std::size_t> blocks_done{0};
+  pool->run(blocks + ceil_div(M, norm_rows), [&](std::size_t task, int) {
+    if (task < blocks) {
+      struct Count {  // counts the block even if it threw, so that no norm task waits forever
+        std::atomic<std::size_t>& done;
+        ~Count() { done.fetch_add(1, std::memory_order_release); }
+      } count{blocks_done};
+      block(task, false);
+      return;
+    }
+    for (unsigned spins = 0; blocks_done.load(std::memory_order_acquire) < blocks; ++spins) {
+      if (spins < 4096) cpu_relax();
+      else std::this_thread::yield();  // a block's thread was preempted: let it run
+    }
+    const std::size_t m0 = (task - blocks) * norm_rows;
+    for (std::size_t m = m0; m < min(m0 + norm_rows, M); ++m) norm_row(j, m);
+  });
 }
 
 }  // namespace mbl::ops

@@ -1,8 +1,8 @@
 // Linear layers on the GEMM kernels: weights packed once for one ISA's GEMM config, then
 //   y = A * W^T + bias;  y = act(y);  y += residual;  y = norm(y)
-// per call, fused: bias and the clamp activations (relu, relu6) in the microkernel, GELU, residual and norm
-// on each block of finished output rows while they are still in cache. The norm step is the add_norm row
-// kernel of the same table (kernels/kernels.h), not a copy of its math.
+// per call, fused: bias and the clamp activations (relu, relu6) in the microkernel, the other activations,
+// residual and norm on each block of finished output rows while they are still in cache. The norm step is
+// the add_norm row kernel of the same table (kernels/kernels.h), not a copy of its math.
 //
 // ISA-agnostic: compiled without ISA flags; it only calls through the table's function pointers.
 #pragma once
@@ -12,15 +12,40 @@
 #include <string>
 
 #include "cpu/dispatch.h"
+#include "cpu/threadpool.h"
 
 namespace mbl::ops {
 
-enum class Activation { none, relu, relu6, gelu, gelu_tanh };
+// Every activation transformers' ACT2FN offers for hidden_act (but the parametrised prelu and xielu), one
+// enumerator per distinct function; parse_activation maps HF's aliases onto them. relu, relu6 and none run
+// in the microkernel's clamp; leaky_relu is one float32 multiply (as in PyTorch); every other one is
+// evaluated in double per element and rounded once, so it is within float32 rounding of the exact function.
+enum class Activation {
+  none,          // identity: "none", "linear"
+  relu,          // max(x, 0)
+  relu6,         // min(max(x, 0), 6)
+  gelu,          // x/2 (1 + erf(x / sqrt2)): "gelu", "gelu_python"
+  gelu_tanh,     // x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): "gelu_new", "gelu_pytorch_tanh",
+                 // "gelu_python_tanh", "gelu_accurate" and our older name "gelu_tanh"
+  gelu_fast,     // x/2 (1 + tanh(0.7978845608 x (1 + 0.044715 x^2)))
+  gelu_10,       // gelu clipped to [-10, 10]
+  quick_gelu,    // x sigmoid(1.702 x)
+  hardswish,     // x clip(x + 3, 0, 6) / 6
+  laplace,       // (1 + erf((x - 0.707107) / (0.282095 sqrt2))) / 2
+  leaky_relu,    // x >= 0 ? x : 0.01 x
+  mish,          // x tanh(softplus(x))
+  relu2,         // relu(x)^2
+  sigmoid,       // 1 / (1 + exp(-x))
+  silu,          // x sigmoid(x): "silu", "swish"
+  sqrtsoftplus,  // sqrt(softplus(x))
+  tanh,          // tanh(x)
+};
 enum class Norm { none, no_norm, layer_norm };
 
-// Parses "none" | "relu" | "relu6" | "gelu" (erf) | "gelu_tanh"; returns false for anything else.
+// Parses any name listed by activation_names() (HF's hidden_act spellings, plus "none" and "gelu_tanh");
+// returns false for anything else.
 bool parse_activation(const std::string& name, Activation* out);
-const char* activation_names();  // "none, relu, relu6, gelu, gelu_tanh", for error messages
+const char* activation_names();  // "none, linear, relu, ...", every accepted name, for error messages
 
 struct Epilogue {
   Activation activation = Activation::none;
@@ -54,9 +79,13 @@ class PackedLinear {
 };
 
 // C[M, N] (row stride ldc >= N) = epilogue(A[M, K] (row stride lda >= K) * W^T + bias). C must not overlap
-// A, the residual or the norm parameters. M == 0 is a no-op. Single-threaded; K is never split, so every
-// output is computed in one fixed order whatever the blocking.
+// A, the residual or the norm parameters. M == 0 is a no-op.
+//
+// pool == nullptr (or a pool of size 1) runs on the calling thread; otherwise the work is split over the
+// pool into blocks of whole mr-row tiles and whole nr-column panels -- never over K -- and small GEMMs into
+// fewer tasks than threads, or none. Every output element goes through the same operations in the same
+// order whatever the split, so the result is bitwise identical for any pool size.
 void linear_forward(const PackedLinear& layer, const float* A, std::size_t M, std::size_t lda, float* C,
-                    std::size_t ldc, const Epilogue& epilogue);
+                    std::size_t ldc, const Epilogue& epilogue, ThreadPool* pool = nullptr);
 
 }  // namespace mbl::ops
