@@ -164,6 +164,25 @@ class MobileBertForMaskedLM(MobileBertPreTrainedModel):
         return self._finish(MaskedLMOutput(loss=loss, logits=logits, **_extras(res)), rd)
 
 
+    def logits_at(self, positions, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                  inputs_embeds=None):
+        """MLM logits [P, vocab_size] for chosen (batch index, token index) pairs only.
+
+        The encoder runs as in forward(); the vocabulary projection (the costly part: vocab_size outputs per
+        position) runs only for these P positions, e.g. the [MASK] tokens of a fill-mask query.
+        """
+        inp = prepare_inputs(self.config, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
+        B, L = inp["shape"]
+        pos = np.asarray(positions)
+        if pos.ndim != 2 or pos.shape[1] != 2 or not np.issubdtype(pos.dtype, np.integer):
+            raise ValueError(f"positions must be integer (batch index, token index) pairs of shape [P, 2], got "
+                             f"shape {pos.shape} and dtype {pos.dtype}")
+        if pos.size and (pos[:, 0].min() < 0 or pos[:, 0].max() >= B or pos[:, 1].min() < 0 or pos[:, 1].max() >= L):
+            raise ValueError(f"positions hold an index out of range for inputs of shape {(B, L)}")
+        rows = (pos[:, 0] * L + pos[:, 1]).astype(np.int64)
+        return self.engine.run(inp, mlm_rows=rows)["mlm_logits"]
+
+
 class MobileBertForNextSentencePrediction(MobileBertPreTrainedModel):
     __doc__ = "Next-sentence head on the pooled output; labels [B] (0 = B continues A)." + _COMMON_DOC
 
