@@ -82,7 +82,8 @@ class NativeEngine:
         threads = num_threads or int(os.environ.get("MBL_NUM_THREADS", 0)) or (os.cpu_count() or 1)
         cfg = dict(config.to_dict(), true_hidden_size=config.true_hidden_size)
         weights = {k: _f32(v) for k, v in params.items()}
-        self._engine = _C.Engine(cfg, weights, HEAD_LAYOUT[class_name], threads)
+        file_backed = [k for k, v in weights.items() if _is_file_backed(v)]
+        self._engine = _C.Engine(cfg, weights, HEAD_LAYOUT[class_name], threads, file_backed)
 
     @property
     def num_threads(self):
@@ -105,6 +106,16 @@ NATIVE_ACTIVATIONS = frozenset({
     "gelu_accurate", "gelu_fast", "gelu_10", "quick_gelu", "hardswish", "laplace", "leaky_relu", "mish", "relu2",
     "sigmoid", "silu", "swish", "sqrtsoftplus", "tanh",
 })
+
+
+def _is_file_backed(array) -> bool:
+    """True for a view into a read-only memory-mapped checkpoint (its pages can be re-read from the file)."""
+    base = array
+    while base is not None:
+        if isinstance(base, np.memmap):
+            return base.mode == "r"
+        base = getattr(base, "base", None)
+    return False
 
 
 def _f32(a):

@@ -47,7 +47,8 @@ const std::int64_t* index_array(const py::handle& obj, const char* name, std::si
 
 class PyEngine {
  public:
-  PyEngine(const py::dict& config, const py::dict& weights, const py::dict& heads, int num_threads) {
+  PyEngine(const py::dict& config, const py::dict& weights, const py::dict& heads, int num_threads,
+           const std::vector<std::string>& file_backed) {
     if (num_threads < 1) bad("num_threads must be >= 1");
     mbl::model::Config c{};
     c.vocab_size = get_size(config, "vocab_size");
@@ -87,6 +88,11 @@ class PyEngine {
       for (py::ssize_t i = 0; i < arr.ndim(); ++i) view.shape.push_back(static_cast<std::size_t>(arr.shape(i)));
       map[name] = view;
       weights_alive_.push_back(arr);  // embedding tables are used in place (memory-mapped), never copied
+    }
+    for (const std::string& name : file_backed) {
+      auto it = map.find(name);
+      if (it == map.end()) bad("file_backed names unknown weight '" + name + "'");
+      it->second.file_backed = true;
     }
     heads_.pooler = heads["pooler"].cast<bool>();
     heads_.mlm = heads["mlm"].cast<bool>();
@@ -216,8 +222,9 @@ class PyEngine {
 
 void bind_engine(py::module_& m) {
   py::class_<PyEngine>(m, "Engine", "The whole MobileBERT forward in one native call (weights packed once).")
-      .def(py::init<const py::dict&, const py::dict&, const py::dict&, int>(), py::arg("config"),
-           py::arg("weights"), py::arg("heads"), py::arg("num_threads") = 1)
+      .def(py::init<const py::dict&, const py::dict&, const py::dict&, int, const std::vector<std::string>&>(),
+           py::arg("config"), py::arg("weights"), py::arg("heads"), py::arg("num_threads") = 1,
+           py::arg("file_backed") = std::vector<std::string>{})
       .def("forward", &PyEngine::forward, py::arg("input_ids"), py::arg("inputs_embeds"),
            py::arg("token_type_ids"), py::arg("position_ids"), py::arg("keep"), py::arg("want_hidden") = false,
            py::arg("want_attentions") = false, py::arg("mlm_rows") = py::none())

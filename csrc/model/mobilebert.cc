@@ -8,6 +8,12 @@
 
 #include "ops/attention.h"
 
+#if defined(__linux__) || defined(__APPLE__)
+#include <sys/mman.h>
+#include <unistd.h>
+#define MBL_HAVE_MADVISE 1
+#endif
+
 namespace mbl::model {
 namespace {
 
@@ -29,6 +35,23 @@ const TensorView& get(const WeightMap& w, const std::string& name, const std::ve
     throw std::invalid_argument("weight '" + name + "' has shape " + shape_str(it->second.shape) +
                                 ", expected " + shape_str(shape));
   return it->second;
+}
+
+// Drop the resident pages that lie wholly inside a file-backed tensor (partial pages at its ends may hold a
+// neighbour's data that is still in use; they stay). MADV_DONTNEED on a read-only file mapping loses nothing.
+void release_pages(const TensorView& t) {
+#ifdef MBL_HAVE_MADVISE
+  if (!t.file_backed) return;
+  std::size_t count = 1;
+  for (std::size_t d : t.shape) count *= d;
+  const auto page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<std::uintptr_t>(t.data);
+  const std::uintptr_t lo = (begin + page - 1) / page * page;
+  const std::uintptr_t hi = (begin + count * sizeof(float)) / page * page;
+  if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+#else
+  (void)t;
+#endif
 }
 
 // Grow-only buffer resize: after warm-up the largest shape is already allocated and forward allocates nothing.
@@ -57,7 +80,9 @@ Engine::Engine(const Config& config, const WeightMap& w, const HeadSpec& heads, 
   auto pack = [&](const std::string& prefix, std::size_t n_out, std::size_t n_in, bool bias = true) {
     const TensorView& W = get(w, prefix + "weight", {n_out, n_in});
     const float* b = bias ? get(w, prefix + "bias", {n_out}).data : nullptr;
-    return std::make_unique<ops::PackedLinear>(*table_, W.data, b, n_out, n_in);
+    auto packed = std::make_unique<ops::PackedLinear>(*table_, W.data, b, n_out, n_in);
+    release_pages(W);
+    return packed;
   };
   auto norm = [&](const std::string& prefix, std::size_t width) {
     return Norm{get(w, prefix + "LayerNorm.weight", {width}).data, get(w, prefix + "LayerNorm.bias", {width}).data};

@@ -38,6 +38,9 @@ struct Config {
 struct TensorView {
   const float* data = nullptr;
   std::vector<std::size_t> shape;
+  // Memory-mapped from a checkpoint file: once packed, its pages may be dropped from the resident set (they
+  // are re-read from the file if anything touches them again), so loading never holds two copies at once.
+  bool file_backed = false;
 };
 using WeightMap = std::map<std::string, TensorView>;
 
