@@ -5,10 +5,12 @@ no epilogue) on C[M, N] = A[M, K] W^T for the real MobileBERT GEMM shapes, and p
 median of many runs after warm-up) and the percentage of that ISA's FMA peak. The peak is measured here, by
 ``_C._fma_peak``: a C++ loop of independent FMAs at the ISA's vector width (best of several runs), so it
 reflects this core's FMA ports and clock rather than an assumed figure. NumPy's float32 matmul (its BLAS)
-on the same shapes is printed for comparison. Single-threaded (the GEMM driver has no threads yet); set
-OPENBLAS_NUM_THREADS=1 (done below unless already set) so NumPy's figure is per core too.
+on the same shapes is printed for comparison. The main table is single-threaded; set OPENBLAS_NUM_THREADS=1
+(done below unless already set) so NumPy's figure is per core too. A second table times the active ISA with
+``num_threads`` = 1 and each count given by --threads (the process-wide pools), with the speedup over one
+thread: it includes the pool's hand-off, which is what a forward pass pays per GEMM.
 
-    python benchmarks/bench_kernels.py [--quick]
+    python benchmarks/bench_kernels.py [--quick] [--threads 2,4]
 """
 
 from __future__ import annotations
@@ -60,7 +62,9 @@ def median_time(fn, min_runs: int, min_seconds: float) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer runs per shape")
+    ap.add_argument("--threads", default="2", help="comma-separated thread counts for the threads table ('' = none)")
     args = ap.parse_args()
+    thread_counts = [int(t) for t in args.threads.split(",") if t.strip()]
     min_runs, min_seconds = (10, 0.05) if args.quick else (50, 0.3)
 
     info = _C.runtime_info()
@@ -98,6 +102,28 @@ def main() -> None:
             t = median_time(functools.partial(np.matmul, x, wt, out=out), min_runs, min_seconds)
             row += f" {flops / t * 1e-9:>10.1f}"
             print(row, flush=True)
+
+    if thread_counts:
+        isa = info["isa"]
+        print(f"\n{kernels[isa]} (active ISA), GFLOP/s and speedup over 1 thread; "
+              f"this machine has {os.cpu_count()} CPUs")
+        header = f"{'M':>5} {'N':>4} {'K':>4} | {'1 thread':>9} |" + "".join(
+            f" {f'{t} threads':>10} {'speedup':>8} |" for t in thread_counts)
+        print(header)
+        print("-" * len(header))
+        for M in (1, *MS):
+            for N, K in NKS:
+                x = rng.standard_normal((M, K)).astype(np.float32)
+                layer = _C.PackedLinear(rng.standard_normal((N, K)).astype(np.float32),
+                                        rng.standard_normal(N).astype(np.float32), isa=isa)
+                out = np.empty((M, N), np.float32)
+                flops = 2.0 * M * N * K
+                t1 = median_time(functools.partial(layer, x, out=out, num_threads=1), min_runs, min_seconds)
+                row = f"{M:>5} {N:>4} {K:>4} | {flops / t1 * 1e-9:>9.1f} |"
+                for t in thread_counts:
+                    tt = median_time(functools.partial(layer, x, out=out, num_threads=t), min_runs, min_seconds)
+                    row += f" {flops / tt * 1e-9:>10.1f} {t1 / tt:>7.2f}x |"
+                print(row, flush=True)
 
 
 if __name__ == "__main__":

@@ -381,7 +381,7 @@ _BAD_CALLS = [
     ({"x": np.ones(3, np.float32)}, "x must be 2-D"),
     ({"x": np.ones((3, 2), np.float32).T}, "x must be C-contiguous"),
     ({"x": [[1.0, 2.0, 3.0]]}, "x must be a numpy.ndarray"),
-    ({"activation": "swish"}, "unknown activation 'swish'"),
+    ({"activation": "prelu"}, "unknown activation 'prelu'"),  # trainable: no MobileBERT has it
     ({"residual": np.ones((2, 3), np.float32)}, r"residual has shape \(2, 3\), expected \(2, 4\)"),
     (
         {"norm": "batch_norm", "norm_weight": np.ones(4, np.float32), "norm_bias": np.ones(4, np.float32)},
@@ -448,3 +448,162 @@ def test_bad_isa():
         pytest.skip("every known ISA is supported here")
     with pytest.raises(RuntimeError, match=missing[0]):
         _C.PackedLinear(_W, isa=missing[0])
+
+
+# --- Every HF activation ----------------------------------------------------------------------------------
+
+# transformers' ACT2CLS names (as in mobilebert_lite/activations.py: all but the trainable prelu and xielu),
+# plus our "none" (= linear) and the older "gelu_tanh" (= gelu_new).
+HF_ACTIVATIONS = (
+    "gelu", "gelu_python", "gelu_10", "gelu_new", "gelu_pytorch_tanh", "gelu_python_tanh", "gelu_accurate",
+    "gelu_fast", "quick_gelu", "hardswish", "laplace", "leaky_relu", "linear", "mish", "relu", "relu2", "relu6",
+    "sigmoid", "silu", "swish", "sqrtsoftplus", "tanh",
+)  # fmt: skip
+ALL_ACTIVATIONS = HF_ACTIVATIONS + ("none", "gelu_tanh")
+
+_erfc = np.vectorize(math.erfc, otypes=[np.float64])
+
+
+def _sigmoid64(x):
+    return 0.5 * (1.0 + np.tanh(0.5 * x))  # no overflow for any x
+
+
+def _softplus64(x):
+    return np.logaddexp(0.0, x)
+
+
+def _gelu64(x):
+    return 0.5 * x * _erfc(-x / math.sqrt(2.0))
+
+
+def _gelu_tanh64(x):
+    return x * _sigmoid64(2.0 * math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3))  # == x/2 (1 + tanh(.))
+
+
+# float64 NumPy, written independently of csrc/ops/linear.cc (the formulas of transformers.activations, in
+# forms that do not cancel for negative x).
+REF64 = {
+    "none": lambda x: x,
+    "linear": lambda x: x,
+    "relu": lambda x: np.maximum(x, 0.0),
+    "relu6": lambda x: np.clip(x, 0.0, 6.0),
+    "gelu": _gelu64,
+    "gelu_python": _gelu64,
+    "gelu_10": lambda x: np.clip(_gelu64(x), -10.0, 10.0),
+    "gelu_tanh": _gelu_tanh64,
+    "gelu_new": _gelu_tanh64,
+    "gelu_pytorch_tanh": _gelu_tanh64,
+    "gelu_python_tanh": _gelu_tanh64,
+    "gelu_accurate": _gelu_tanh64,
+    "gelu_fast": lambda x: x * _sigmoid64(2.0 * x * 0.7978845608 * (1.0 + 0.044715 * x * x)),
+    "quick_gelu": lambda x: x * _sigmoid64(1.702 * x),
+    "hardswish": lambda x: x * np.clip(x + 3.0, 0.0, 6.0) / 6.0,
+    "laplace": lambda x: 0.5 * _erfc(-(x - 0.707107) / (0.282095 * math.sqrt(2.0))),
+    # PyTorch computes x * 0.01 in float32 (negative_slope cast to the tensor's dtype): exactly that.
+    "leaky_relu": lambda x: np.where(x >= 0, x, (x.astype(np.float32) * np.float32(0.01)).astype(np.float64)),
+    "mish": lambda x: x * np.tanh(_softplus64(x)),
+    "relu2": lambda x: np.maximum(x, 0.0) ** 2,
+    "sigmoid": _sigmoid64,
+    "silu": lambda x: x * _sigmoid64(x),
+    "swish": lambda x: x * _sigmoid64(x),
+    "sqrtsoftplus": lambda x: np.sqrt(_softplus64(x)),
+    "tanh": np.tanh,
+}
+
+# Activation inputs that matter: zeros, the kinks of relu6/hardswish (+-3, 6), laplace's centre, gelu_10's
+# clip (~10), the far tails where 1 + erf / 1 + tanh cancel, saturation, and a dense sweep of [-20, 20].
+_SPECIAL = [0.0, -0.0, 1e-30, -1e-30, 1e-6, -1e-6, 0.5, -0.5, 3.0, -3.0, 6.0, -6.0, 0.707107, 10.0, 10.5,
+            -9.0, -12.0, -15.0, 20.0, 21.0, -30.0, 88.0, 100.0, -100.0, 1e4, -1e4, 1e18, -1e18]  # fmt: skip
+ACT_INPUTS = np.concatenate([np.array(_SPECIAL), np.linspace(-20.0, 20.0, 401)]).astype(np.float32)
+
+
+def _act_gemm_outputs(isa, rng):
+    """Two GEMM outputs to activate: (a) y = x exactly (K = 1, weight 1, no bias), so the activation sees
+    ACT_INPUTS themselves; (b) a random GEMM whose outputs spread over about [-15, 15]."""
+    exact = (ACT_INPUTS.reshape(-1, 1), np.ones((7, 1), np.float32), None)
+    x, w, b = randn(rng, 37, 64), randn(rng, 70, 64) * 0.6, randn(rng, 70)
+    return [exact, (x, w, b)]
+
+
+@pytest.mark.parametrize("activation", ALL_ACTIVATIONS)
+@pytest.mark.parametrize("isa", ISAS)
+def test_every_activation_vs_float64(isa, activation):
+    """act(GEMM output) against the float64 formula applied to the same float32 GEMM output (the native
+    result with activation='none'; non-clamp activations run after the same microkernel call, so their input
+    is bitwise that). Tolerance 1e-6 * max(1, |ref|): the native value is evaluated in double and rounded
+    once, i.e. within half an ulp (6e-8 relative) plus double-precision libm error of the exact function, so
+    1e-6 is 16x margin over float32 rounding while any formula slip (a wrong constant in the 4th digit, a
+    lost term, 1 + tanh cancelling to 0 in float32) is far beyond it. Threaded calls must match bitwise."""
+    require(isa)
+    rng = np.random.default_rng(11)
+    for x, w, b in _act_gemm_outputs(isa, rng):
+        layer = _C.PackedLinear(w, b, isa=isa)
+        y = layer(x).astype(np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            ref = REF64[activation](y)
+        got = layer(x, activation=activation)
+        bound = 1e-6 * np.maximum(1.0, np.abs(ref))
+        assert_within(got, ref, bound, f"isa={isa} act={activation} shape={got.shape}")
+        np.testing.assert_array_equal(layer(x, activation=activation, num_threads=2), got)
+
+
+@pytest.mark.parametrize("activation", ALL_ACTIVATIONS)
+def test_every_activation_correctly_rounded(activation):
+    """The exact function (mpmath, 40 digits) of each ACT_INPUTS value: the native float32 result is within
+    one float32 ulp of it (double evaluation + one rounding gives half an ulp plus ~1e-16 relative), or
+    within 2**-149 of a result in float32's subnormal range."""
+    mpmath = pytest.importorskip("mpmath")
+    mp = mpmath.mp
+    mp.dps = 40
+    sig = lambda v: 1 / (1 + mp.exp(-v))  # noqa: E731
+    sp = lambda v: mp.log1p(mp.exp(v))  # noqa: E731
+    gelu = lambda v: v / 2 * mp.erfc(-v / mp.sqrt(2))  # noqa: E731
+    tanh_gelu = lambda v: v * sig(2 * mp.sqrt(2 / mp.pi) * (v + mp.mpf("0.044715") * v**3))  # noqa: E731
+    exact = {
+        "none": lambda v: v, "linear": lambda v: v, "relu": lambda v: max(v, 0), "relu6": lambda v: min(max(v, 0), 6),
+        "gelu": gelu, "gelu_python": gelu, "gelu_10": lambda v: min(max(gelu(v), -10), 10),
+        "gelu_tanh": tanh_gelu, "gelu_new": tanh_gelu, "gelu_pytorch_tanh": tanh_gelu, "gelu_python_tanh": tanh_gelu,
+        "gelu_accurate": tanh_gelu,
+        "gelu_fast": lambda v: v * sig(2 * v * mp.mpf("0.7978845608") * (1 + mp.mpf("0.044715") * v * v)),
+        "quick_gelu": lambda v: v * sig(mp.mpf("1.702") * v),
+        "hardswish": lambda v: v * min(max(v + 3, 0), 6) / 6,
+        "laplace": lambda v: mp.erfc(-(v - mp.mpf("0.707107")) / (mp.mpf("0.282095") * mp.sqrt(2))) / 2,
+        "leaky_relu": lambda v: v if v >= 0 else mp.mpf(float(np.float32(v) * np.float32(0.01))),
+        "mish": lambda v: v * mp.tanh(sp(v)), "relu2": lambda v: max(v, 0) ** 2, "sigmoid": sig,
+        "silu": lambda v: v * sig(v), "swish": lambda v: v * sig(v), "sqrtsoftplus": lambda v: mp.sqrt(sp(v)),
+        "tanh": mp.tanh,
+    }[activation]  # fmt: skip
+    got = _C.PackedLinear(np.ones((1, 1), np.float32))(ACT_INPUTS.reshape(-1, 1), activation=activation)[:, 0]
+    for v, g in zip(ACT_INPUTS, got):
+        e = exact(mp.mpf(float(v)))
+        ulp = np.spacing(np.float32(min(abs(float(e)), 3.4e38)))  # the float32 ulp at the exact value
+        err = abs(mp.mpf(float(g)) - e)
+        assert err <= max(ulp, 2.0**-149), f"{activation}({float(v)!r}) = {float(g)!r}, exact {mp.nstr(e, 12)}"
+
+
+@pytest.mark.parametrize("activation", ALL_ACTIVATIONS)
+def test_every_activation_vs_pytorch(activation):
+    """transformers' own ACT2FN module in float32 on the same GEMM output: equal within 1e-6 * max(1, |ref|)
+    (PyTorch's float32 kernels are a few ulp from exact; ours half an ulp)."""
+    torch = pytest.importorskip("torch")
+    act_mod = pytest.importorskip("transformers.activations")
+    name = {"none": "linear", "gelu_tanh": "gelu_new"}.get(activation, activation)
+    y = _C.PackedLinear(np.ones((1, 1), np.float32))(ACT_INPUTS[np.abs(ACT_INPUTS) < 1e30].reshape(-1, 1))
+    got = _C.PackedLinear(np.ones((1, 1), np.float32))(y, activation=activation)
+    with torch.no_grad():
+        ref = act_mod.ACT2FN[name](torch.from_numpy(y.copy())).numpy().astype(np.float64)
+    assert_within(got, ref, 1e-6 * np.maximum(1.0, np.abs(ref)), f"act={activation} vs torch")
+
+
+def test_activation_names_and_nan():
+    layer = _C.PackedLinear(np.ones((1, 1), np.float32))
+    x = np.array([[np.nan], [1.0]], np.float32)
+    for activation in ALL_ACTIVATIONS:
+        got = layer(x, activation=activation)
+        assert np.isnan(got[0, 0]) and not np.isnan(got[1, 0]), activation
+    with pytest.raises(ValueError, match="unknown activation 'xielu'") as e:
+        layer(x, activation="xielu")
+    listed = str(e.value).split("expected one of ")[1].split(", ")
+    assert sorted(listed) == sorted(ALL_ACTIVATIONS)
+    mbl_acts = pytest.importorskip("mobilebert_lite.activations")
+    assert set(mbl_acts.ACTIVATIONS) == set(HF_ACTIVATIONS)  # the Python engine and ours agree on the names

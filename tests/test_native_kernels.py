@@ -423,7 +423,8 @@ def test_runtime_info():
     assert all(isinstance(k, str) and isinstance(v, bool) for k, v in info["cpu_features"].items())
     assert {"avx2", "fma", "avx512f", "avx512bw", "avx512dq", "avx512vl", "neon"} <= set(info["cpu_features"])
     assert isinstance(info["kernels"]["add_norm"], str) and info["kernels"]["add_norm"]
-    assert info["threads"] == 1
+    # default_num_threads(): MBL_NUM_THREADS if set, else the CPU count (tests/test_native_threads.py checks both)
+    assert info["threads"] == int(os.environ.get("MBL_NUM_THREADS") or os.cpu_count())
     assert info["forced_isa"] is None or info["forced_isa"] == os.environ.get("MBL_FORCE_ISA")
     assert isinstance(info["build"], str) and info["build"]
     if info["forced_isa"] is None:  # the default is the best supported ISA of this architecture
