@@ -79,7 +79,8 @@ class NativeEngine:
             raise ValueError(f"hidden_act {config.hidden_act!r} has no native kernel; use backend='reference' "
                              f"(native supports {sorted(NATIVE_ACTIVATIONS)})")
         self.config = config
-        threads = num_threads or int(os.environ.get("MBL_NUM_THREADS", 0)) or (os.cpu_count() or 1)
+        # Default: MBL_NUM_THREADS, else every CPU (validated by the native side, which owns the pools).
+        threads = num_threads or _C.runtime_info()["threads"]
         cfg = dict(config.to_dict(), true_hidden_size=config.true_hidden_size)
         weights = {k: _f32(v) for k, v in params.items()}
         file_backed = [k for k, v in weights.items() if _is_file_backed(v)]

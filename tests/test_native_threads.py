@@ -222,3 +222,20 @@ def test_runtime_info_threads():
     for bad in ("abc", "0", "-2", "2x", "5000"):
         r = _runtime_info_threads(bad)
         assert r.returncode != 0 and "MBL_NUM_THREADS must be an integer in [1, 1024]" in r.stderr, (bad, r.stderr)
+
+
+@pytest.mark.parametrize("num_threads", [2, 3])
+def test_back_to_back_jobs_of_varying_size(num_threads):
+    # Regression: a worker that read a finished job's state and then the next job's (larger) task count used
+    # to claim a phantom task, after which the caller waited forever (done count past num_tasks). Growing and
+    # shrinking task counts back to back, as a forward pass does, reproduced it within a few thousand jobs.
+    result = {}
+
+    def run():
+        result["violations"] = _C._pool_stress(num_threads, [4, 8, 1, 2, 16, 3, 4, 32, 5], 3000)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=120)
+    assert not thread.is_alive(), "the thread pool hung on back-to-back jobs"
+    assert result["violations"] == 0

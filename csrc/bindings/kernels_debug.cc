@@ -179,6 +179,32 @@ double fma_peak(const std::optional<std::string>& isa, std::size_t iters, int re
 // share) and records which worker ran it; the task numbered throw_at (if >= 0) throws. Returns
 // (times each task ran, in total over the repeats; the set of worker indices seen); a thrown task surfaces
 // as RuntimeError.
+// Back-to-back jobs of varying sizes (the pattern of a forward pass: GEMMs and attention with different task
+// counts), checking that every job runs each of its tasks exactly once and nothing else. Returns the number of
+// violations (0 when the pool is correct); a lost or phantom task used to show up here as a hang or a count.
+long long pool_stress(int num_threads, const std::vector<std::size_t>& sizes, int repeats) {
+  if (num_threads < 1 || num_threads > kMaxThreads)
+    throw py::value_error("_pool_stress: num_threads must be in [1, " + std::to_string(kMaxThreads) + "]");
+  std::size_t largest = 0;
+  for (std::size_t s : sizes) largest = s > largest ? s : largest;
+  std::vector<std::atomic<int>> runs(largest);
+  std::atomic<long long> violations{0};
+  py::gil_scoped_release nogil;
+  mbl::ThreadPool pool(num_threads);
+  for (int r = 0; r < repeats; ++r) {
+    for (std::size_t n : sizes) {
+      for (std::size_t t = 0; t < n; ++t) runs[t] = 0;
+      pool.run(n, [&](std::size_t task, int) {
+        if (task >= n) violations.fetch_add(1);
+        else runs[task].fetch_add(1);
+      });
+      for (std::size_t t = 0; t < n; ++t)
+        if (runs[t].load() != 1) violations.fetch_add(1);
+    }
+  }
+  return violations.load();
+}
+
 py::tuple pool_check(int num_threads, std::size_t num_tasks, long long throw_at, int repeats, double task_us,
                      bool shared) {
   if (num_threads < 1 || num_threads > kMaxThreads)
@@ -236,4 +262,7 @@ void bind_linear(py::module_& m) {
         py::arg("throw_at") = -1, py::arg("repeats") = 1, py::arg("task_us") = 0.0, py::arg("shared") = true,
         "Thread-pool self-test: run num_tasks tasks `repeats` times; returns (runs per task, workers seen).\n"
         "Task throw_at throws (RuntimeError here); shared=False uses a pool created for this call.");
+  m.def("_pool_stress", &pool_stress, py::arg("num_threads"), py::arg("sizes"), py::arg("repeats"),
+        "Thread-pool stress test: jobs of the given task counts back to back, `repeats` rounds, on a fresh pool;\n"
+        "returns the number of violations (a task run zero or several times, or an index past the job's end).");
 }

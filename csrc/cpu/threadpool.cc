@@ -87,21 +87,28 @@ void ThreadPool::run_task(std::size_t num_tasks, const Task& task) {
   if (num_tasks == 0) return;
   if (tl_pool == this) return run_inline(num_tasks, task, tl_worker);  // nested: we already are a worker
   if (num_tasks == 1 || size_ == 1) return run_inline(num_tasks, task, 0);
-  if (num_tasks > kIndexMask) throw std::invalid_argument("ThreadPool::run: too many tasks");
+  if (num_tasks >= kIndexMask) throw std::invalid_argument("ThreadPool::run: too many tasks");
 
   std::lock_guard<std::mutex> job_lock(run_mutex_);
-  call_.store(task.call, std::memory_order_relaxed);
-  fn_.store(task.fn, std::memory_order_relaxed);
-  num_tasks_.store(num_tasks, std::memory_order_relaxed);
-  done_.store(0, std::memory_order_relaxed);
-  failed_.store(false, std::memory_order_relaxed);
+  // Close the previous job before touching its fields. A worker may have read state_ (all of the old job's
+  // tasks claimed) and then num_tasks_ of the job being written here; with the old state still in place its
+  // compare-exchange would succeed and claim a task that does not exist (a phantom task, run with an index
+  // past the job's end and counted in done_, which then never equals num_tasks). A new generation with the
+  // index at kIndexMask makes every such stale claim fail and every fresh look see "all claimed".
+  const auto closed = static_cast<std::uint32_t>((state_.load(std::memory_order_seq_cst) >> 32) + 1);
+  state_.store((static_cast<std::uint64_t>(closed) << 32) | kIndexMask, std::memory_order_seq_cst);
+  call_.store(task.call, std::memory_order_seq_cst);
+  fn_.store(task.fn, std::memory_order_seq_cst);
+  num_tasks_.store(num_tasks, std::memory_order_seq_cst);
+  done_.store(0, std::memory_order_seq_cst);
+  failed_.store(false, std::memory_order_seq_cst);
   error_ = nullptr;
-  const auto generation = static_cast<std::uint32_t>((state_.load(std::memory_order_relaxed) >> 32) + 1);
+  const std::uint32_t generation = closed + 1;
   bool wake;
   {
     // Under mutex_ so that a worker about to sleep either sees the new job or is counted in sleepers_.
     std::lock_guard<std::mutex> lock(mutex_);
-    state_.store(static_cast<std::uint64_t>(generation) << 32, std::memory_order_release);
+    state_.store(static_cast<std::uint64_t>(generation) << 32, std::memory_order_seq_cst);
     wake = sleepers_ > 0;
   }
   if (wake) wake_.notify_all();
@@ -126,12 +133,12 @@ void ThreadPool::work(std::uint32_t generation, int worker) {
   std::uint64_t s = state_.load(std::memory_order_acquire);
   for (;;) {
     if (static_cast<std::uint32_t>(s >> 32) != generation) return;  // that job is over; a newer one runs
-    const std::size_t n = num_tasks_.load(std::memory_order_relaxed);
-    const Task task{call_.load(std::memory_order_relaxed), fn_.load(std::memory_order_relaxed)};
+    const std::size_t n = num_tasks_.load(std::memory_order_seq_cst);
+    const Task task{call_.load(std::memory_order_seq_cst), fn_.load(std::memory_order_seq_cst)};
     const std::size_t t = s & kIndexMask;
     if (t >= n) return;  // all claimed
     // Success means the job was still current with task t unclaimed, so n and task were its values.
-    if (!state_.compare_exchange_weak(s, s + 1, std::memory_order_acquire, std::memory_order_acquire)) continue;
+    if (!state_.compare_exchange_weak(s, s + 1, std::memory_order_seq_cst, std::memory_order_seq_cst)) continue;
     if (!failed_.load(std::memory_order_relaxed)) {  // after a failure the rest are skipped, but counted
       try {
         task.call(task.fn, t, worker);
