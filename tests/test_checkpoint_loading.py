@@ -16,6 +16,7 @@ import struct
 
 import numpy as np
 import pytest
+from tiny_hf import TINY, make_tiny_hf_model
 
 import mobilebert_lite as mbl
 
@@ -27,21 +28,6 @@ safetensors_torch = pytest.importorskip("safetensors.torch")
 REF_TOL = 1e-5  # DESIGN.md section 3: reference engine vs HF, relative to max(1, max|hf|)
 NATIVE_TOL = 1e-4  # native (float32 kernels) vs HF
 
-# true_hidden_size 32, 4 heads: attention.self.query.weight is (32, 32), value.weight (32, 64).
-TINY = dict(
-    vocab_size=99,
-    hidden_size=64,
-    embedding_size=16,
-    intra_bottleneck_size=32,
-    num_attention_heads=4,
-    intermediate_size=48,
-    num_hidden_layers=2,
-    num_feedforward_networks=2,
-    max_position_embeddings=24,
-    type_vocab_size=2,
-    # every used weight (incl. Q/K) moves the outputs >= 4x the tolerance; 0.2 makes the pooler ill-conditioned
-    initializer_range=0.1,
-)
 
 OUTPUT_FIELDS = {
     "MobileBertModel": ("last_hidden_state", "pooler_output"),
@@ -60,19 +46,7 @@ OUTPUT_FIELDS = {
 
 def make_hf_model(class_name, seed=0, **overrides):
     """A random transformers model with every norm weight and bias perturbed (so none is a no-op)."""
-    cfg = transformers.MobileBertConfig(**{**TINY, **overrides})
-    torch.manual_seed(seed)
-    model = getattr(transformers, class_name)(cfg).eval()
-    gen = torch.Generator().manual_seed(seed + 1000)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("LayerNorm.weight"):
-                p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=gen))
-            elif name.endswith("bias"):
-                p.copy_(0.1 * torch.randn(p.shape, generator=gen))
-            elif name.endswith("word_embeddings.weight"):
-                p.copy_(0.05 * torch.randn(p.shape, generator=gen))  # non-zero [PAD] row too
-    return model
+    return make_tiny_hf_model(class_name, seed, perturb_word_embeddings=True, **overrides)
 
 
 def make_inputs(class_name, seed=0, B=2, L=9, C=3):

@@ -6,6 +6,8 @@ from collections import OrderedDict
 
 import numpy as np
 import pytest
+from hf_checkpoints import CLASS_NAMES
+from tiny_hf import TINY, make_tiny_hf_model
 
 import mobilebert_lite as mbl
 
@@ -14,51 +16,17 @@ transformers = pytest.importorskip("transformers")
 
 TOL = 1e-5  # reference engine vs HF, relative to max(1, max|hf|)
 
-TINY = dict(
-    vocab_size=99,
-    hidden_size=64,
-    embedding_size=16,
-    intra_bottleneck_size=32,
-    num_attention_heads=4,
-    intermediate_size=48,
-    num_hidden_layers=2,
-    num_feedforward_networks=2,
-    max_position_embeddings=24,
-    type_vocab_size=2,
-    # every used weight (incl. Q/K) moves the outputs >= 4x the tolerance; 0.2 makes the pooler ill-conditioned
-    initializer_range=0.1,
-)
 B, L, C = 2, 7, 3
 NUM_LABELS = 3
 
-CLASSES = [
-    "MobileBertModel",
-    "MobileBertForPreTraining",
-    "MobileBertForMaskedLM",
-    "MobileBertForNextSentencePrediction",
-    "MobileBertForSequenceClassification",
-    "MobileBertForMultipleChoice",
-    "MobileBertForTokenClassification",
-    "MobileBertForQuestionAnswering",
-]
+CLASSES = list(CLASS_NAMES)
 MC = "MobileBertForMultipleChoice"
 
 
 def make_hf_model(class_name, seed=0, **overrides):
-    kwargs = {**TINY, **overrides}
     if class_name in ("MobileBertForSequenceClassification", "MobileBertForTokenClassification"):
-        kwargs.setdefault("num_labels", NUM_LABELS)
-    cfg = transformers.MobileBertConfig(**kwargs, attn_implementation="eager")
-    torch.manual_seed(seed)
-    model = getattr(transformers, class_name)(cfg).eval()
-    gen = torch.Generator().manual_seed(seed + 1000)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("LayerNorm.weight"):
-                p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=gen))
-            elif name.endswith("bias"):
-                p.copy_(0.1 * torch.randn(p.shape, generator=gen))
-    return model
+        overrides.setdefault("num_labels", NUM_LABELS)
+    return make_tiny_hf_model(class_name, seed, eager=True, **overrides)
 
 
 @pytest.fixture(scope="module")

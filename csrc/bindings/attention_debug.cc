@@ -12,26 +12,19 @@
 #include <string>
 #include <vector>
 
+#include "bindings/binding_utils.h"
 #include "cpu/dispatch.h"
 #include "ops/attention.h"
 
 namespace py = pybind11;
+using mbl::bindings::resolve_table;
+using mbl::bindings::shape_of;
+using mbl::bindings::shape_str;
+using mbl::bindings::type_name;
 
 namespace {
 
-std::string shape_str(const std::vector<py::ssize_t>& shape) {
-  std::string s = "(";
-  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + (shape.size() == 1 ? ",)" : ")");
-}
-
-std::vector<py::ssize_t> shape_of(const py::array& a) { return {a.shape(), a.shape() + a.ndim()}; }
-
 [[noreturn]] void bad(const std::string& what) { throw py::value_error("attention: " + what); }
-
-std::string type_name(const py::handle& obj) {
-  return py::str(py::type::handle_of(obj).attr("__name__")).cast<std::string>();
-}
 
 py::array checked_float(const py::handle& obj, const char* name, int ndim) {
   if (!py::isinstance<py::array>(obj)) bad(std::string(name) + " must be a numpy.ndarray, got " + type_name(obj));
@@ -75,19 +68,10 @@ bool overlaps(const py::array& a, const py::array& b) {
   return a_lo < b_hi && b_lo < a_hi;
 }
 
-const mbl::KernelTable& resolve_table(const std::optional<std::string>& isa) {
-  if (!isa) return mbl::kernel_table();
-  try {
-    return mbl::kernel_table_for(*isa);
-  } catch (const std::invalid_argument& e) {
-    bad(e.what());
-  }
-}
-
 py::tuple attention(const py::object& q_obj, const py::object& k_obj, const py::object& v_obj,
                     const py::object& keep_obj, py::ssize_t num_heads, const std::optional<double>& scale_opt,
                     bool want_probs, const py::object& out_obj, const std::optional<std::string>& isa) {
-  const mbl::KernelTable& table = resolve_table(isa);
+  const mbl::KernelTable& table = resolve_table(isa, "attention");
 
   const py::array q = checked_float(q_obj, "q", 3);
   const py::ssize_t B = q.shape(0), L = q.shape(1), width = q.shape(2);
@@ -163,7 +147,7 @@ py::tuple attention(const py::object& q_obj, const py::object& k_obj, const py::
 }
 
 py::array attention_exp(const py::object& x_obj, const std::optional<std::string>& isa) {
-  const mbl::KernelTable& table = resolve_table(isa);
+  const mbl::KernelTable& table = resolve_table(isa, "attention");
   const py::array x = checked_float(x_obj, "x", 1);
   if (!(x.flags() & py::array::c_style)) bad("x must be C-contiguous");
   py::array_t<float> y(x.shape(0));

@@ -14,21 +14,17 @@
 #include <string>
 #include <vector>
 
+#include "bindings/binding_utils.h"
 #include "cpu/dispatch.h"
 #include "cpu/threadpool.h"
 #include "ops/linear.h"
 
 namespace py = pybind11;
+using mbl::bindings::resolve_table;
+using mbl::bindings::shape_of;
+using mbl::bindings::shape_str;
 
 namespace {
-
-std::string shape_str(const std::vector<py::ssize_t>& shape) {
-  std::string s = "(";
-  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + (shape.size() == 1 ? ",)" : ")");
-}
-
-std::vector<py::ssize_t> shape_of(const py::array& a) { return {a.shape(), a.shape() + a.ndim()}; }
 
 [[noreturn]] void bad(const std::string& what) { throw py::value_error("PackedLinear: " + what); }
 
@@ -65,19 +61,10 @@ bool overlaps(const py::array& a, const py::array& b) {
          b_lo < a_lo + static_cast<std::uintptr_t>(a.nbytes());
 }
 
-const mbl::KernelTable& resolve_table(const std::optional<std::string>& isa) {
-  if (!isa) return mbl::kernel_table();
-  try {
-    return mbl::kernel_table_for(*isa);
-  } catch (const std::invalid_argument& e) {
-    bad(e.what());
-  }
-}
-
 class PyPackedLinear {
  public:
   PyPackedLinear(const py::object& weight_obj, const py::object& bias_obj, const std::optional<std::string>& isa) {
-    const mbl::KernelTable& table = resolve_table(isa);
+    const mbl::KernelTable& table = resolve_table(isa, "PackedLinear");
     const py::array w = checked(weight_obj, "weight", {-1, -1});
     const py::ssize_t N = w.shape(0), K = w.shape(1);
     if (N < 1 || K < 1) bad("weight must have N >= 1 and K >= 1, got shape " + shape_str(shape_of(w)));
@@ -160,7 +147,7 @@ class PyPackedLinear {
 
 // The FMA throughput of one core for an ISA's vector width: best of `repeats` timed probe runs, GFLOP/s.
 double fma_peak(const std::optional<std::string>& isa, std::size_t iters, int repeats) {
-  const mbl::GemmKernel& g = resolve_table(isa).gemm;
+  const mbl::GemmKernel& g = resolve_table(isa, "PackedLinear").gemm;
   py::gil_scoped_release nogil;
   double best = 0.0;
   volatile float sink = 0.0f;
