@@ -23,12 +23,12 @@ and the max subtraction is what is tested.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import time
 
 import numpy as np
 import pytest
+from native_helpers import U, assert_within, require, supported_isas
 
 _C = pytest.importorskip(
     "mobilebert_lite._C",
@@ -42,19 +42,7 @@ DS = (1, 7, 8, 16, 32, 33)
 HEADS = (1, 3, 4)
 BS = (1, 2)
 MASKS = ("none", "trailing", "single", "full_row", "random")
-U = 2.0**-24  # unit roundoff of float32
 F32_MIN = float(np.finfo(np.float32).min)
-
-
-@functools.cache
-def _supported() -> tuple[str, ...]:
-    return tuple(_C.runtime_info()["supported_isas"])
-
-
-def require(isa: str) -> None:
-    if isa not in _supported():
-        info = _C.runtime_info()
-        pytest.skip(f"{isa} not available (compiled: {info['compiled_isas']}, supported: {info['supported_isas']})")
 
 
 # --- Oracle ---------------------------------------------------------------------------------------------
@@ -86,20 +74,6 @@ def ref_attention(q, k, v, keep, H, scale):
 def _merge_heads(t):
     B, H, L, d = t.shape
     return t.transpose(0, 2, 1, 3).reshape(B, L, H * d)
-
-
-def assert_within(got, ref, bound, what):
-    """|got - ref| <= bound elementwise (NaN fails); reports the first offender and the worst error."""
-    assert got.dtype == np.float32 and got.shape == ref.shape, f"{what}: {got.dtype} {got.shape} vs {ref.shape}"
-    err = np.abs(got.astype(np.float64) - ref)
-    bound = np.broadcast_to(bound, err.shape)
-    bad = ~(err <= bound)
-    if bad.any():
-        i = tuple(int(j) for j in np.argwhere(bad)[0])
-        pytest.fail(
-            f"{what}: {int(bad.sum())}/{bad.size} elements out of tolerance; first at {i}: got {got[i]!r}, "
-            f"ref {ref[i]!r}, |err| {err[i]:.3g} > {bound[i]:.3g}; max |err| {np.nanmax(err):.3g}"
-        )
 
 
 def check(isa, q, k, v, keep, H, scale=None, what="", probs=True):
@@ -394,7 +368,7 @@ def test_bad_arguments(kw, match):
 
 
 def test_unavailable_isa_is_runtime_error():
-    missing = [i for i in ISAS if i not in _supported()]
+    missing = [i for i in ISAS if i not in supported_isas()]
     if not missing:
         pytest.skip("every known ISA is supported here")
     with pytest.raises(RuntimeError, match=missing[0]):

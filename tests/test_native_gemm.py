@@ -18,6 +18,7 @@ import sys
 
 import numpy as np
 import pytest
+from native_helpers import U, assert_within, require, supported_isas
 
 _C = pytest.importorskip(
     "mobilebert_lite._C",
@@ -27,19 +28,7 @@ _C = pytest.importorskip(
 
 ISAS = ("scalar", "avx2", "avx512", "neon")
 KS = (1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 127, 128, 129, 384, 512)
-U = 2.0**-24  # unit roundoff of float32
 ACTIVATIONS = ("none", "relu", "relu6", "gelu", "gelu_tanh")
-
-
-@functools.cache
-def _supported() -> tuple[str, ...]:
-    return tuple(_C.runtime_info()["supported_isas"])
-
-
-def require(isa: str) -> None:
-    if isa not in _supported():
-        info = _C.runtime_info()
-        pytest.skip(f"{isa} not available (compiled: {info['compiled_isas']}, supported: {info['supported_isas']})")
 
 
 @functools.cache
@@ -108,20 +97,6 @@ def gemm_bound(x, w, b, ref):
         mag = mag + np.abs(b)
     K = x.shape[1]
     return 2 * max(K, 1) * U * mag + 4 * U * np.abs(ref)
-
-
-def assert_within(got, ref, bound, what):
-    """|got - ref| <= bound elementwise (NaN fails); reports the first offender and the worst error."""
-    assert got.dtype == np.float32 and got.shape == ref.shape, what
-    err = np.abs(got.astype(np.float64) - ref)
-    bound = np.broadcast_to(bound, err.shape)
-    bad = ~(err <= bound)
-    if bad.any():
-        i = tuple(int(j) for j in np.argwhere(bad)[0])
-        pytest.fail(
-            f"{what}: {int(bad.sum())}/{bad.size} elements out of tolerance; first at {i}: got {got[i]!r}, "
-            f"ref {ref[i]!r}, |err| {err[i]:.3g} > {bound[i]:.3g}; max |err| {np.nanmax(err):.3g}"
-        )
 
 
 def ints(rng, *shape):
@@ -443,7 +418,7 @@ def test_bad_constructor_arguments(weight, bias, match):
 def test_bad_isa():
     with pytest.raises(ValueError, match="unknown isa 'sse9'"):
         _C.PackedLinear(_W, isa="sse9")
-    missing = [i for i in ISAS if i not in _supported()]
+    missing = [i for i in ISAS if i not in supported_isas()]
     if not missing:
         pytest.skip("every known ISA is supported here")
     with pytest.raises(RuntimeError, match=missing[0]):

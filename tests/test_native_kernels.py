@@ -8,7 +8,6 @@ resolves to the installed package that contains ``_C``.
 from __future__ import annotations
 
 import ctypes
-import functools
 import mmap
 import os
 import subprocess
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from native_helpers import U, assert_within, require
 
 _C = pytest.importorskip(
     "mobilebert_lite._C",
@@ -30,18 +30,6 @@ ISAS = ("scalar", "avx2", "avx512", "neon")
 NS = [*range(1, 2 * 16 + 2), 128, 384, 512, 1000]
 MS = (0, 1, 2, 3, 7)
 CASES = [(M, use_bias, use_res) for M in MS for use_bias in (False, True) for use_res in (False, True)]
-U = 2.0**-24  # unit roundoff of float32
-
-
-@functools.cache
-def _supported() -> tuple[str, ...]:
-    return tuple(_C.runtime_info()["supported_isas"])
-
-
-def require(isa: str) -> None:
-    if isa not in _supported():
-        info = _C.runtime_info()
-        pytest.skip(f"{isa} not available (compiled: {info['compiled_isas']}, supported: {info['supported_isas']})")
 
 
 # --- Oracle and inputs ----------------------------------------------------------------------------------
@@ -100,20 +88,6 @@ class Inputs:
 def describe(isa, a, use_bias, use_res, **extra):
     parts = [f"isa={isa}", f"M={a.M}", f"N={a.N}", f"bias={use_bias}", f"residual={use_res}"]
     return " ".join(parts + [f"{k}={v}" for k, v in extra.items()])
-
-
-def assert_within(got, ref, bound, what):
-    """|got - ref| <= bound elementwise (NaN fails); reports the first offender and the worst error."""
-    assert got.dtype == np.float32 and got.shape == ref.shape, what
-    err = np.abs(got.astype(np.float64) - ref)
-    bound = np.broadcast_to(bound, err.shape)
-    bad = ~(err <= bound)
-    if bad.any():
-        i = tuple(int(j) for j in np.argwhere(bad)[0])
-        pytest.fail(
-            f"{what}: {int(bad.sum())}/{bad.size} elements out of tolerance; first at {i}: got {got[i]!r}, "
-            f"ref {ref[i]!r}, |err| {err[i]:.3g} > {bound[i]:.3g}; max |err| {np.nanmax(err):.3g}"
-        )
 
 
 # Tolerances, one rule per op:

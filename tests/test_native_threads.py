@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import threading
 
 import numpy as np
 import pytest
+from native_helpers import require
 
 _C = pytest.importorskip(
     "mobilebert_lite._C",
@@ -29,16 +29,6 @@ _C = pytest.importorskip(
 )
 
 ISAS = ("scalar", "avx2", "avx512", "neon")
-
-
-@functools.cache
-def _supported() -> tuple[str, ...]:
-    return tuple(_C.runtime_info()["supported_isas"])
-
-
-def require(isa: str) -> None:
-    if isa not in _supported():
-        pytest.skip(f"{isa} not available (supported: {_supported()})")
 
 
 def randn(rng, *shape):
