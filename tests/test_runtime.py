@@ -38,3 +38,32 @@ def test_env_selects_default_backend():
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "MBL_BACKEND": "reference"},
                          capture_output=True, text=True, check=True).stdout.strip()
     assert out == "reference"
+
+
+def test_package_works_without_the_native_module(tmp_path):
+    # A machine that could not build _C still gets a working package: the NumPy engine, chosen by default.
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'mobilebert_lite._C':\n"
+        "            raise ImportError('blocked for the test')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import numpy as np, mobilebert_lite as m\n"
+        "assert m.BACKENDS == ('reference',), m.BACKENDS\n"
+        "cfg = m.MobileBertConfig(vocab_size=30, hidden_size=16, embedding_size=8, intra_bottleneck_size=8,"
+        " intermediate_size=8, num_hidden_layers=1)\n"
+        "model = m.MobileBertForMaskedLM(cfg)\n"
+        "assert model.backend == 'reference'\n"
+        "print(model(input_ids=np.array([[1, 2, 3]])).logits.shape)\n"
+        "try:\n"
+        "    m.MobileBertModel(cfg, backend='native')\n"
+        "except RuntimeError as exc:\n"
+        "    print('refused:', exc)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "MBL_BACKEND"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "(1, 3, 30)" in out.stdout
+    assert "refused: backend='native' needs the compiled extension" in out.stdout
