@@ -16,29 +16,15 @@ import numpy as np
 import pytest
 from conftest import assert_outputs_identical, assert_outputs_match, run_hf
 from hf_checkpoints import CLASS_NAMES
-from test_parity_hf import ALL_FLAGS, config_kwargs, load_ours, make_inputs
+from test_parity_hf import ALL_FLAGS, CONFIGS, config_kwargs, load_ours, make_inputs
 
 # Configurations that change which tensors a checkpoint holds: pooler present/absent, no bottleneck.attention
 # weights (TINY layout without shared Q/K), a zero-row cls.predictions.dense.weight (embedding == hidden), a
 # no-bottleneck layer_norm model.
 SAVE_CONFIGS = {
-    "default": {},
-    "no_classifier_activation": {"classifier_activation": False},
-    "tiny_layout_no_shared_kq": {
-        "use_bottleneck_attention": True,
-        "key_query_shared_bottleneck": False,
-        "num_feedforward_networks": 2,
-    },
-    "no_trigram_same_width": {"trigram_input": False, "embedding_size": 64},
-    "bert_like": {
-        "use_bottleneck": False,
-        "trigram_input": False,
-        "embedding_size": 64,
-        "normalization_type": "layer_norm",
-        "hidden_act": "gelu",
-        "num_feedforward_networks": 1,
-        "layer_norm_eps": 1e-3,
-    },
+    name: CONFIGS[name]
+    for name in ("default", "no_classifier_activation", "tiny_layout_no_shared_kq", "no_trigram_same_width",
+                 "bert_like")
 }
 
 # Label metadata that must survive config.json (sequence / token classification).
