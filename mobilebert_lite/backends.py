@@ -11,6 +11,7 @@ import numpy as np
 
 from . import reference
 from .reference import NumpyOps
+from .weights import head_layout
 
 try:  # the package must work without its compiled part
     from . import _C
@@ -23,21 +24,6 @@ else:
 BACKENDS = ("reference", "native") if _C is not None else ("reference",)
 
 
-# What each class computes after the encoder (transformers' layout): a pooler, the MLM head, a Linear on the
-# pooled output, a Linear on every position.
-HEAD_LAYOUT = {
-    "MobileBertModel": dict(pooler=True, mlm=False, pooled_linear="", token_linear=""),
-    "MobileBertForPreTraining": dict(pooler=True, mlm=True, pooled_linear="cls.seq_relationship.", token_linear=""),
-    "MobileBertForMaskedLM": dict(pooler=False, mlm=True, pooled_linear="", token_linear=""),
-    "MobileBertForNextSentencePrediction": dict(pooler=True, mlm=False, pooled_linear="cls.seq_relationship.",
-                                                token_linear=""),
-    "MobileBertForSequenceClassification": dict(pooler=True, mlm=False, pooled_linear="classifier.", token_linear=""),
-    "MobileBertForMultipleChoice": dict(pooler=True, mlm=False, pooled_linear="classifier.", token_linear=""),
-    "MobileBertForTokenClassification": dict(pooler=False, mlm=False, pooled_linear="", token_linear="classifier."),
-    "MobileBertForQuestionAnswering": dict(pooler=False, mlm=False, pooled_linear="", token_linear="qa_outputs."),
-}
-
-
 class ReferenceEngine:
     """The NumPy engine behind one model class. run() returns the encoder and head outputs as a dict:
     last_hidden_state [N, L, H], hidden_states, attentions, pooler_output [N, H], pooled_logits [N, k],
@@ -46,7 +32,7 @@ class ReferenceEngine:
     name = "reference"
 
     def __init__(self, config, params, class_name, num_threads=None):
-        self.config, self.params, self.heads = config, params, HEAD_LAYOUT[class_name]
+        self.config, self.params, self.heads = config, params, head_layout(class_name)
         self.ops = NumpyOps()
 
     def run(self, inp, want_hidden=False, want_attentions=False, mlm_rows=None):
@@ -75,16 +61,12 @@ class NativeEngine:
     name = "native"
 
     def __init__(self, config, params, class_name, num_threads=None):
-        if config.hidden_act not in NATIVE_ACTIVATIONS:
-            raise ValueError(f"hidden_act {config.hidden_act!r} has no native kernel; use backend='reference' "
-                             f"(native supports {sorted(NATIVE_ACTIVATIONS)})")
         self.config = config
         # Default: MBL_NUM_THREADS, else every CPU (validated by the native side, which owns the pools).
         threads = num_threads or _C.runtime_info()["threads"]
-        cfg = dict(config.to_dict(), true_hidden_size=config.true_hidden_size)
         weights = {k: _f32(v) for k, v in params.items()}
         file_backed = [k for k, v in weights.items() if _is_file_backed(v)]
-        self._engine = _C.Engine(cfg, weights, HEAD_LAYOUT[class_name], threads, file_backed)
+        self._engine = _C.Engine(config.to_dict(), weights, head_layout(class_name), threads, file_backed)
 
     @property
     def num_threads(self):
@@ -99,14 +81,6 @@ class NativeEngine:
         out.setdefault("hidden_states", None)
         out.setdefault("attentions", None)
         return out
-
-
-# transformers' activation names that the native kernels implement (all that carry no weights of their own).
-NATIVE_ACTIVATIONS = frozenset({
-    "relu", "relu6", "linear", "gelu", "gelu_python", "gelu_new", "gelu_pytorch_tanh", "gelu_python_tanh",
-    "gelu_accurate", "gelu_fast", "gelu_10", "quick_gelu", "hardswish", "laplace", "leaky_relu", "mish", "relu2",
-    "sigmoid", "silu", "swish", "sqrtsoftplus", "tanh",
-})
 
 
 def _is_file_backed(array) -> bool:
@@ -143,7 +117,6 @@ def make_engine(config, params, class_name, backend: str | None = None, num_thre
             raise RuntimeError(f"backend='native' needs the compiled extension mobilebert_lite._C, which failed to "
                                f"import ({NATIVE_IMPORT_ERROR}); reinstall with a C++ compiler or use "
                                "backend='reference'")
-        _C.runtime_info()  # surfaces a bad MBL_FORCE_ISA at load time rather than at the first forward
         return NativeEngine(config, params, class_name, num_threads)
     raise ValueError(f"unknown backend {name!r}; expected one of {BACKENDS}")
 

@@ -163,7 +163,6 @@ class MobileBertForMaskedLM(MobileBertPreTrainedModel):
             loss = losses.cross_entropy(logits, label_array("labels", labels, inp["shape"], True))
         return self._finish(MaskedLMOutput(loss=loss, logits=logits, **_extras(res)), rd)
 
-
     def logits_at(self, positions, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                   inputs_embeds=None):
         """MLM logits [P, vocab_size] for chosen (batch index, token index) pairs only.

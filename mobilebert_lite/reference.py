@@ -47,15 +47,6 @@ class NumpyOps:
     def activation(self, name: str, x: np.ndarray) -> np.ndarray:
         return apply_activation(name, x)
 
-    def dense_act(self, x, weight, bias, activation):
-        """act(x @ weight.T + bias): the first half of every feed-forward network."""
-        return self.activation(activation, self.linear(x, weight, bias))
-
-    def dense_add_norm(self, x, weight, bias, residual, norm_weight, norm_bias, *, layer_norm, eps):
-        """norm(x @ weight.T + bias + residual): every projection that feeds a norm site."""
-        return self.add_norm(self.linear(x, weight), norm_weight, norm_bias, bias=bias, residual=residual,
-                             layer_norm=layer_norm, eps=eps)
-
     def attention(self, q, k, v, keep, num_heads, want_probs):
         """Multi-head attention. q, k, v: [B, L, h*d]; keep: [B, L] bool (False = masked key) or None.
 
@@ -107,10 +98,10 @@ def embed(cfg, params, ops, input_ids, inputs_embeds, token_type_ids, position_i
 
 def _dense_norm(ops, params, norms, prefix, norm_prefix, x, residual, eps=None):
     """norm(x @ W.T + b + residual) for the dense layer `prefix` and the norm `norm_prefix`."""
-    return ops.dense_add_norm(
-        x, params[prefix + "weight"], params[prefix + "bias"], residual, params[norm_prefix + "LayerNorm.weight"],
-        params[norm_prefix + "LayerNorm.bias"], layer_norm=norms.layer_norm,
-        eps=norms.config_eps if eps is None else eps,
+    return ops.add_norm(
+        ops.linear(x, params[prefix + "weight"]), params[norm_prefix + "LayerNorm.weight"],
+        params[norm_prefix + "LayerNorm.bias"], bias=params[prefix + "bias"], residual=residual,
+        layer_norm=norms.layer_norm, eps=norms.config_eps if eps is None else eps,
     )
 
 
@@ -138,12 +129,12 @@ def encoder_layer(cfg, params, ops, i, X, keep, want_probs):
 
     for j in range(cfg.num_feedforward_networks - 1):
         f = f"{p}ffn.{j}."
-        F = ops.dense_act(A, params[f + "intermediate.dense.weight"], params[f + "intermediate.dense.bias"],
-                          cfg.hidden_act)
+        F = ops.activation(cfg.hidden_act, ops.linear(A, params[f + "intermediate.dense.weight"],
+                                                      params[f + "intermediate.dense.bias"]))
         A = _dense_norm(ops, params, norms, f + "output.dense.", f + "output.", F, A)
 
-    F = ops.dense_act(A, params[p + "intermediate.dense.weight"], params[p + "intermediate.dense.bias"],
-                      cfg.hidden_act)
+    F = ops.activation(cfg.hidden_act, ops.linear(A, params[p + "intermediate.dense.weight"],
+                                                  params[p + "intermediate.dense.bias"]))
     # HF builds output.LayerNorm without passing the config eps: torch's default 1e-5 applies.
     O = _dense_norm(ops, params, norms, p + "output.dense.", p + "output.", F, A, eps=TORCH_DEFAULT_LAYER_NORM_EPS)
     if not cfg.use_bottleneck:
@@ -185,7 +176,7 @@ def pool(cfg, params, ops, last_hidden_state):
 def mlm_transform(cfg, params, ops, hidden):
     """The MLM head's transform: a real LayerNorm with the config eps, even in no_norm models."""
     p = "cls.predictions.transform."
-    t = ops.dense_act(hidden, params[p + "dense.weight"], params[p + "dense.bias"], cfg.hidden_act)
+    t = ops.activation(cfg.hidden_act, ops.linear(hidden, params[p + "dense.weight"], params[p + "dense.bias"]))
     return ops.add_norm(t, params[p + "LayerNorm.weight"], params[p + "LayerNorm.bias"], layer_norm=True,
                         eps=float(cfg.layer_norm_eps))
 

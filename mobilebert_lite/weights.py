@@ -29,10 +29,31 @@ HEADS = {
     "MobileBertForNextSentencePrediction": (("nsp",), True),
     "MobileBertForSequenceClassification": (("classifier",), True),
     "MobileBertForMultipleChoice": (("choice",), True),
-    "MobileBertForTokenClassification": (("classifier",), False),
+    "MobileBertForTokenClassification": (("token_classifier",), False),
     "MobileBertForQuestionAnswering": (("qa",), False),
 }
 _HEAD_PREFIXES = ("cls.", "classifier.", "qa_outputs.")
+# The Linear each head adds after the encoder: whether it reads the pooled [CLS] vector or every position, and
+# its weight prefix. (The MLM head is separate: transform, LayerNorm and the vocabulary projection.)
+_HEAD_LINEARS = {
+    "nsp": ("pooled_linear", "cls.seq_relationship."),
+    "classifier": ("pooled_linear", "classifier."),
+    "choice": ("pooled_linear", "classifier."),
+    "token_classifier": ("token_linear", "classifier."),
+    "qa": ("token_linear", "qa_outputs."),
+}
+
+
+def head_layout(class_name: str) -> dict:
+    """What `class_name` computes after the encoder: pooler, MLM head, a Linear on the pooled output, a Linear
+    on every position (prefixes, "" for none). Both engines build their heads from this."""
+    heads, with_pooler = HEADS[class_name]
+    layout = dict(pooler=with_pooler, mlm="mlm" in heads, pooled_linear="", token_linear="")
+    for head in heads:
+        if head in _HEAD_LINEARS:
+            where, prefix = _HEAD_LINEARS[head]
+            layout[where] = prefix
+    return layout
 
 
 def _norm_spec(prefix, width):
@@ -108,7 +129,7 @@ def head_spec(cfg: MobileBertConfig, head: str):
         return required, optional
     if head == "nsp":
         return _linear_spec("cls.seq_relationship.", 2, H), {}
-    if head == "classifier":
+    if head in ("classifier", "token_classifier"):
         return _linear_spec("classifier.", cfg.num_labels, H), {}
     if head == "choice":
         return _linear_spec("classifier.", 1, H), {}
