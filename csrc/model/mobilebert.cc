@@ -98,8 +98,8 @@ Engine::Engine(const Config& config, const WeightMap& w, const HeadSpec& heads, 
   position_ = get(w, "embeddings.position_embeddings.weight", {cfg_.max_position, H});
   token_type_ = get(w, "embeddings.token_type_embeddings.weight", {cfg_.type_vocab_size, H});
   if (cfg_.trigram_input || E != H)
-    embedding_transformation_ = pack("embeddings.embedding_transformation.", H, E * (cfg_.trigram_input ? 3 : 1));
-  embedding_norm_ = norm("embeddings.", H);
+    embedding_.linear = pack("embeddings.embedding_transformation.", H, E * (cfg_.trigram_input ? 3 : 1));
+  embedding_.norm = norm("embeddings.", H);
 
   layers_.resize(cfg_.num_layers);
   for (std::size_t i = 0; i < cfg_.num_layers; ++i) {
@@ -123,7 +123,7 @@ Engine::Engine(const Config& config, const WeightMap& w, const HeadSpec& heads, 
   }
 
   build_pooler_ = heads.pooler;
-  if (heads.pooler && cfg_.classifier_activation) pooler_ = pack("pooler.dense.", H, H);
+  if (heads.pooler && cfg_.classifier_activation) pooler_.linear = pack("pooler.dense.", H, H);
   if (!heads.pooled_linear.empty()) {
     const TensorView& W = w.at(heads.pooled_linear + "weight");  // shape checked by the Python loader
     pooled_head_ = pack(heads.pooled_linear, W.shape.at(0), H);
@@ -211,20 +211,14 @@ void Engine::embed(const Inputs& in, Workspace& ws, float* out) {
     float* dst = &ws.pos_type[row * H];
     for (std::size_t c = 0; c < H; ++c) dst[c] = p[c] + t[c];
   }
-  const float eps = kTorchDefaultEps;
-  if (embedding_transformation_) {
-    ops::Epilogue ep;
-    ep.residual = ws.pos_type.data();
-    ep.ldr = H;
-    ep.norm = cfg_.layer_norm ? ops::Norm::layer_norm : ops::Norm::no_norm;
-    ep.norm_weight = embedding_norm_.weight;
-    ep.norm_bias = embedding_norm_.bias;
-    ep.eps = eps;
-    ops::linear_forward(*embedding_transformation_, ws.embed_in.data(), R, width, out, H, ep, pool_);
+  // eps: embeddings.LayerNorm is built without the config eps (torch's default applies).
+  if (embedding_.linear) {
+    run_linear(embedding_, ws.embed_in.data(), R, width, out, H, ops::Activation::none, ws.pos_type.data(),
+               kTorchDefaultEps);
     return;
   }
-  kernels::AddNormParams p{ws.embed_in.data(), nullptr, ws.pos_type.data(), embedding_norm_.weight,
-                           embedding_norm_.bias, out, R, H, cfg_.layer_norm, eps};
+  kernels::AddNormParams p{ws.embed_in.data(), nullptr, ws.pos_type.data(), embedding_.norm.weight,
+                           embedding_.norm.bias, out, R, H, cfg_.layer_norm, kTorchDefaultEps};
   table_->add_norm.fn(p);
 }
 
@@ -315,10 +309,8 @@ void Engine::forward(const Inputs& in, Outputs& out) {
       float* pooled = out.pooler_output;
       ensure(ws.pooled_in, in.N * H);
       for (std::size_t n = 0; n < in.N; ++n) std::memcpy(&ws.pooled_in[n * H], last + n * in.L * H, H * sizeof(float));
-      if (pooler_) {
-        ops::Epilogue ep;
-        ep.activation = ops::Activation::tanh;
-        ops::linear_forward(*pooler_, ws.pooled_in.data(), in.N, H, pooled, H, ep, pool_);
+      if (pooler_.linear) {
+        run_linear(pooler_, ws.pooled_in.data(), in.N, H, pooled, H, ops::Activation::tanh, nullptr, 0.0f);
       } else {
         std::memcpy(pooled, ws.pooled_in.data(), in.N * H * sizeof(float));
       }

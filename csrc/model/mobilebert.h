@@ -119,10 +119,10 @@ class Engine {
   ThreadPool* pool_;
   // embeddings
   TensorView word_, position_, token_type_;
-  std::unique_ptr<ops::PackedLinear> embedding_transformation_;
-  Norm embedding_norm_{nullptr, nullptr};
+  Dense embedding_;  // embedding_transformation (absent when not applied) and embeddings.LayerNorm
   std::vector<Layer> layers_;
-  std::unique_ptr<ops::PackedLinear> pooler_, pooled_head_, token_head_, mlm_transform_, mlm_decoder_;
+  Dense pooler_;  // pooler.dense, without a norm (absent unless classifier_activation)
+  std::unique_ptr<ops::PackedLinear> pooled_head_, token_head_, mlm_transform_, mlm_decoder_;
   Norm mlm_norm_{nullptr, nullptr};
   bool build_pooler_ = false;
 
