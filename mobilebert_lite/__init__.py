@@ -15,11 +15,13 @@ from .modeling import (
     MobileBertPreTrainedModel,
 )
 from .outputs import MobileBertForPreTrainingOutput, ModelOutput
+from .tokenization import BatchEncoding, MobileBertTokenizer, MobileBertTokenizerFast
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BACKENDS",
+    "BatchEncoding",
     "CheckpointError",
     "MobileBertConfig",
     "MobileBertForMaskedLM",
@@ -32,6 +34,8 @@ __all__ = [
     "MobileBertForTokenClassification",
     "MobileBertModel",
     "MobileBertPreTrainedModel",
+    "MobileBertTokenizer",
+    "MobileBertTokenizerFast",
     "ModelOutput",
     "runtime_info",
 ]

@@ -26,6 +26,7 @@ using mbl::bindings::shape_str;
 void bind_linear(py::module_& m);  // kernels_debug.cc
 void bind_attention(py::module_& m);  // attention_debug.cc
 void bind_engine(py::module_& m);     // engine.cc
+void bind_tokenizer(py::module_& m);  // tokenizer.cc
 
 namespace {
 
@@ -181,4 +182,5 @@ PYBIND11_MODULE(_C, m) {
   bind_linear(m);
   bind_attention(m);
   bind_engine(m);
+  bind_tokenizer(m);
 }
