@@ -128,4 +128,6 @@ def runtime_info() -> dict:
         info.update(_C.runtime_info())
     else:
         info.update({"isa": None, "kernels": {}, "compiled_isas": [], "native_error": str(NATIVE_IMPORT_ERROR)})
+    # MobileBertTokenizerFast's core: C++ when the extension has it, else the (identical, slower) Python one
+    info["tokenizer_core"] = "native" if hasattr(_C, "WordPieceTokenizer") else "python"
     return info

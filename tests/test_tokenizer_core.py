@@ -412,3 +412,15 @@ def test_defaults_and_keywords(vocab):
                                 punctuation=PUNCT)
     assert_same(["Hello, World! " + "a" * 101], nat, python(vocab, char_map))
     assert nat.encode_batch(texts=["hello"])[0] == [vocab["hello"]]
+
+
+def test_fast_tokenizer_runs_the_native_core():
+    import mobilebert_lite
+
+    tok = mobilebert_lite.MobileBertTokenizerFast()
+    core = getattr(tok._core, "native", tok._core)  # uncased: the router in front of the native core
+    has_native = hasattr(getattr(mobilebert_lite, "_C", None), "WordPieceTokenizer")
+    if not has_native and os.environ.get("MBL_REQUIRE_NATIVE") != "1":
+        pytest.skip("native module not built")
+    assert type(core).__name__ == "WordPieceTokenizer"
+    assert mobilebert_lite.runtime_info()["tokenizer_core"] == "native"

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import bisect
 import functools
+import re
+import unicodedata
+from dataclasses import dataclass
 
 from . import unicode_tables
 
@@ -85,19 +88,74 @@ def split_class(c: int) -> int:
     return OTHER
 
 
+def reorder_pattern(ranges=unicode_tables.REORDER_SENSITIVE) -> re.Pattern:
+    """Matches the characters whose accent stripping goes through NFD's canonical reordering visibly."""
+    return re.compile("[" + "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges) + "]")
+
+
+@dataclass(frozen=True)
+class ExactPath:
+    """The normaliser's separate steps, for the texts where composing them per character is not exact. HF's NFD
+    tags each output character as replacing an input character or as inserted after one, sorts each run of
+    combining marks by combining class with the tags travelling along, and only then hands out offsets: a replacing
+    character takes the next input character's offsets, an inserted one the previous input character's. So a mark
+    that survives accent stripping can end up with the offsets of a neighbour that is then removed."""
+
+    pre_map: dict  # clean text + CJK spacing
+    lowercase: bool
+    pattern: re.Pattern
+
+    def normalize(self, text: str) -> list[tuple[str, int]]:
+        pre = [(m, i) for i, ch in enumerate(text) for m in self.pre_map.get(ord(ch), ch)]
+        seq = [(d, k > 0) for m, _ in pre for k, d in enumerate(unicodedata.normalize("NFD", m))]
+        j = 0
+        while j < len(seq):  # canonical ordering: stable sort of each run of combining marks
+            k = j
+            while k < len(seq) and unicodedata.combining(seq[k][0]):
+                k += 1
+            if k > j:
+                seq[j:k] = sorted(seq[j:k], key=lambda item: unicodedata.combining(item[0]))
+                j = k
+            else:
+                j += 1
+        out, consumed = [], 0
+        for ch, inserted in seq:
+            if inserted:
+                src = pre[consumed - 1][1] if consumed else 0
+            else:
+                src = pre[consumed][1]
+                consumed += 1
+            if unicode_tables.STRIP_ACCENTS.get(ord(ch)) == "":  # a non-spacing mark: stripped
+                continue
+            mapped = unicode_tables.LOWERCASE.get(ord(ch), ch) if self.lowercase else ch
+            out.extend((m, src) for m in mapped)
+        return out
+
+
+def exact_path(clean_text: bool, handle_chinese_chars: bool, strip_accents: bool, lowercase: bool):
+    """The ExactPath for a configuration, or None when it needs none (no accent stripping, no reordering)."""
+    if not strip_accents:
+        return None
+    return ExactPath(build_char_map(clean_text, handle_chinese_chars, False, False), lowercase, reorder_pattern())
+
+
 class WordPieceCore:
     """Text (without special tokens) -> WordPiece ids with character offsets and word indices."""
 
     def __init__(self, vocab: dict[str, int], unk_id: int, char_map: dict[int, str],
-                 max_input_chars_per_word: int = 100, continuing_prefix: str = "##"):
+                 max_input_chars_per_word: int = 100, continuing_prefix: str = "##",
+                 exact: ExactPath | None = None):
         self.vocab = vocab
         self.unk_id = unk_id
         self.char_map = char_map
         self.max_chars = max_input_chars_per_word
         self.prefix = continuing_prefix
+        self.exact = exact
 
     def normalize(self, text: str) -> list[tuple[str, int]]:
         """Normalised characters, each with the index of the input character it came from."""
+        if self.exact is not None and self.exact.pattern.search(text):
+            return self.exact.normalize(text)
         out = []
         for i, ch in enumerate(text):
             mapped = self.char_map.get(ord(ch))

@@ -21,7 +21,7 @@ from typing import Any
 
 from . import files
 from .encoding import BatchEncoding, Encoding, truncate_pair
-from .normalization import WordPieceCore, build_char_map
+from .normalization import WordPieceCore, build_char_map, exact_path
 
 PADDING = ("longest", "max_length", "do_not_pad")
 TRUNCATION = ("longest_first", "only_first", "only_second", "do_not_truncate")
@@ -44,6 +44,14 @@ def _is_valid_text_input(t) -> bool:
         return len(t[0]) == 0 or isinstance(t[0][0], str) or (
             isinstance(t[0][0], (list, tuple)) and (len(t[0][0]) == 0 or isinstance(t[0][0][0], str)))
     return False
+
+
+def _token_id(value) -> int:
+    """Token ids are unsigned, as in HF (which raises OverflowError for a negative one)."""
+    value = int(value)
+    if value < 0:
+        raise OverflowError(f"token id {value} is negative; ids are non-negative integers")
+    return value
 
 
 def _check_str(item, where: str) -> str:
@@ -94,9 +102,10 @@ class MobileBertTokenizer:
         self.clean_up_tokenization_spaces = bool(clean_up_tokenization_spaces)
         self.name_or_path = str(kwargs.pop("name_or_path", ""))
         self._build_added_tokens(added_tokens or {})
-        strip = self.do_lower_case if strip_accents is None else bool(strip_accents)
-        char_map = build_char_map(self.clean_text, self.tokenize_chinese_chars, strip, self.do_lower_case)
-        self._core = self._make_core(char_map)
+        flags = (self.clean_text, self.tokenize_chinese_chars,
+                 self.do_lower_case if strip_accents is None else bool(strip_accents), self.do_lower_case)
+        self._exact = exact_path(*flags)
+        self._core = self._make_core(build_char_map(*flags))
 
     def _set_model_max_length(self, value) -> None:
         if value is None or (isinstance(value, (int, float)) and value > LARGE_INTEGER):
@@ -107,7 +116,7 @@ class MobileBertTokenizer:
 
     def _make_core(self, char_map):
         return WordPieceCore(self.vocab, self.vocab[self.unk_token], char_map, self.max_input_chars_per_word,
-                             self.continuing_subword_prefix)
+                             self.continuing_subword_prefix, self._exact)
 
     def _build_added_tokens(self, added_tokens: dict[str, int]) -> None:
         """Special tokens (and never_split entries) are matched in the raw text before normalisation, exactly and
@@ -177,9 +186,9 @@ class MobileBertTokenizer:
 
     def convert_ids_to_tokens(self, ids, skip_special_tokens: bool = False):
         if isinstance(ids, int) or hasattr(ids, "__index__") and not hasattr(ids, "__len__"):
-            return self._id_to_token.get(int(ids))
+            return self._id_to_token.get(_token_id(ids))
         skip = self._special_ids if skip_special_tokens else ()
-        return [self._id_to_token.get(int(i)) for i in ids if int(i) not in skip]
+        return [self._id_to_token.get(_token_id(i)) for i in ids if int(i) not in skip]
 
     def _num_added(self, pair: bool) -> int:
         return 3 if pair else 2
@@ -299,10 +308,10 @@ class MobileBertTokenizer:
         """HF's post_process: truncate, set sequence ids and type ids, wrap in [CLS] ... [SEP] (... [SEP])."""
         if second is not None:  # HF encodes the pair with type id 1 before truncating: its windows keep it
             second.type_ids = [1] * len(second)
-        if truncation != "do_not_truncate":
-            room = max_length - (self._num_added(second is not None) if add_special_tokens else 0)
-            if room < 0:
-                raise ValueError(f"max_length={max_length} leaves no room for the {-room + max_length} special tokens")
+        room = max_length - (self._num_added(second is not None) if add_special_tokens else 0) \
+            if truncation != "do_not_truncate" else -1
+        # a max_length below the number of special tokens disables truncation in HF (its unsigned room wraps)
+        if room >= 0:
             truncate_pair(first, second, room, truncation, stride, self.truncation_side)
         pieces = []
         for i, enc in enumerate([first] if second is None else [first, second]):
@@ -337,6 +346,10 @@ class MobileBertTokenizer:
             raise ValueError(_INVALID_TEXT)
         padding, truncation, max_length = self._strategies(padding, truncation, max_length, pad_to_multiple_of,
                                                            stride)
+        if truncation != "do_not_truncate" and 0 <= max_length - self._num_added(False) < stride:
+            raise ValueError(f"tokenizer stride set to {stride}, which is greater than or equal to its effective max "
+                             f"length of {max_length - self._num_added(False)} (= {max_length} original max length - "
+                             f"{self._num_added(False)} added special tokens)")
         side = padding_side if padding_side is not None else self.padding_side
         if side not in ("right", "left"):
             raise ValueError(f"padding_side must be 'right' or 'left', got {side!r}")
@@ -507,5 +520,35 @@ class MobileBertTokenizerFast(MobileBertTokenizer):
             native = _C.WordPieceTokenizer
         except (ImportError, AttributeError):
             return super()._make_core(char_map)
-        return native(self.vocab, self.vocab[self.unk_token], char_map, list(unicode_tables.SPLIT_WHITESPACE),
+        core = native(self.vocab, self.vocab[self.unk_token], char_map, list(unicode_tables.SPLIT_WHITESPACE),
                       list(unicode_tables.PUNCTUATION), self.max_input_chars_per_word, self.continuing_subword_prefix)
+        if self._exact is None:
+            return core
+        return _RoutedCore(core, super()._make_core(char_map), self._exact.pattern)
+
+
+class _RoutedCore:
+    """The native core, except for the rare texts that need the exact (reordering) normaliser path: those few go
+    through the Python core, so both tokenizers give identical results everywhere."""
+
+    def __init__(self, native, python: WordPieceCore, pattern):
+        self.native, self.python, self.pattern = native, python, pattern
+
+    def encode_batch(self, texts: list[str]):
+        result = self.native.encode_batch(texts)
+        special = [i for i, t in enumerate(texts) if self.pattern.search(t)]
+        if not special:
+            return result
+        ids, starts, ends, words, splits = result
+        special = set(special)
+        out = ([], [], [], [], [0])
+        for i in range(len(texts)):
+            if i in special:
+                parts = self.python.encode_batch([texts[i]])[:4]
+            else:
+                a, b = splits[i], splits[i + 1]
+                parts = [ids[a:b], starts[a:b], ends[a:b], words[a:b]]
+            for dst, src in zip(out, parts):
+                dst += src
+            out[4].append(len(out[0]))
+        return out
