@@ -14,7 +14,18 @@ from .modeling import (
     MobileBertModel,
     MobileBertPreTrainedModel,
 )
-from .outputs import MobileBertForPreTrainingOutput, ModelOutput
+from .outputs import MobileBertForPreTrainingOutput, ModelOutput, TFMobileBertForPreTrainingOutput
+from .tf_modeling import (
+    TFMobileBertForMaskedLM,
+    TFMobileBertForMultipleChoice,
+    TFMobileBertForNextSentencePrediction,
+    TFMobileBertForPreTraining,
+    TFMobileBertForQuestionAnswering,
+    TFMobileBertForSequenceClassification,
+    TFMobileBertForTokenClassification,
+    TFMobileBertModel,
+    TFMobileBertPreTrainedModel,
+)
 from .tokenization import BatchEncoding, MobileBertTokenizer, MobileBertTokenizerFast
 
 __version__ = "0.1.0"
@@ -37,5 +48,15 @@ __all__ = [
     "MobileBertTokenizer",
     "MobileBertTokenizerFast",
     "ModelOutput",
+    "TFMobileBertForMaskedLM",
+    "TFMobileBertForMultipleChoice",
+    "TFMobileBertForNextSentencePrediction",
+    "TFMobileBertForPreTraining",
+    "TFMobileBertForPreTrainingOutput",
+    "TFMobileBertForQuestionAnswering",
+    "TFMobileBertForSequenceClassification",
+    "TFMobileBertForTokenClassification",
+    "TFMobileBertModel",
+    "TFMobileBertPreTrainedModel",
     "runtime_info",
 ]

@@ -31,15 +31,17 @@ class ReferenceEngine:
 
     name = "reference"
 
-    def __init__(self, config, params, class_name, num_threads=None):
+    def __init__(self, config, params, class_name, num_threads=None, semantics="pt"):
         self.config, self.params, self.heads = config, params, head_layout(class_name)
         self.ops = NumpyOps()
+        reference.quirks(config, semantics)  # validates
+        self.semantics = semantics
 
     def run(self, inp, want_hidden=False, want_attentions=False, mlm_rows=None):
         cfg, params, ops, heads = self.config, self.params, self.ops, self.heads
         last, hidden, attn = reference.encode(
             cfg, params, ops, inp["input_ids"], inp["inputs_embeds"], inp["attention_mask"], inp["token_type_ids"],
-            inp["position_ids"], want_hidden, want_attentions)
+            inp["position_ids"], want_hidden, want_attentions, self.semantics)
         out = {"last_hidden_state": last, "hidden_states": hidden, "attentions": attn}
         if heads["pooler"]:
             out["pooler_output"] = reference.pool(cfg, params, ops, last)
@@ -60,13 +62,15 @@ class NativeEngine:
 
     name = "native"
 
-    def __init__(self, config, params, class_name, num_threads=None):
+    def __init__(self, config, params, class_name, num_threads=None, semantics="pt"):
         self.config = config
         # Default: MBL_NUM_THREADS, else every CPU (validated by the native side, which owns the pools).
         threads = num_threads or _C.runtime_info()["threads"]
         weights = {k: _f32(v) for k, v in params.items()}
         file_backed = [k for k, v in weights.items() if _is_file_backed(v)]
-        self._engine = _C.Engine(config.to_dict(), weights, head_layout(class_name), threads, file_backed)
+        quirk_eps, mask_value = reference.quirks(config, semantics)
+        native_config = {**config.to_dict(), "_quirk_eps": quirk_eps, "_mask_value": mask_value}
+        self._engine = _C.Engine(native_config, weights, head_layout(class_name), threads, file_backed)
 
     @property
     def num_threads(self):
@@ -104,20 +108,22 @@ def default_backend() -> str:
     return "native" if _C is not None else "reference"
 
 
-def make_engine(config, params, class_name, backend: str | None = None, num_threads: int | None = None):
-    """The engine that runs `class_name` on `backend` (default: native when built, else reference)."""
+def make_engine(config, params, class_name, backend: str | None = None, num_threads: int | None = None,
+                semantics: str = "pt"):
+    """The engine that runs `class_name` on `backend` (default: native when built, else reference), with
+    transformers' PyTorch (`"pt"`) or TensorFlow (`"tf"`) numerics."""
     name = backend or default_backend()
     if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, int)
                                     or num_threads < 1):
         raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}")
     if name == "reference":
-        return ReferenceEngine(config, params, class_name, num_threads)
+        return ReferenceEngine(config, params, class_name, num_threads, semantics)
     if name == "native":
         if _C is None:
             raise RuntimeError(f"backend='native' needs the compiled extension mobilebert_lite._C, which failed to "
                                f"import ({NATIVE_IMPORT_ERROR}); reinstall with a C++ compiler or use "
                                "backend='reference'")
-        return NativeEngine(config, params, class_name, num_threads)
+        return NativeEngine(config, params, class_name, num_threads, semantics)
     raise ValueError(f"unknown backend {name!r}; expected one of {BACKENDS}")
 
 

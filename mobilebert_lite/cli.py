@@ -2,6 +2,7 @@
 
   mobilebert-lite run [--model DIR] [--ids "101 7592 102" ...]   load a model directory and print its outputs
   mobilebert-lite info                                            runtime, ISA, kernels, backends
+  mobilebert-lite convert SRC DST                                 pytorch_model.bin / tf_model.h5 -> safetensors
 
 Without --model, `run` builds a small random-weight example model once (under the user cache directory) so the
 command works on a fresh machine; its outputs are meaningless numbers, but the whole path (config, safetensors,
@@ -115,6 +116,14 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_convert(args) -> int:
+    from .converters.convert import convert
+
+    out = convert(args.src, args.dst, dtype="keep" if args.keep_dtype else "float32")
+    print(out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mobilebert-lite", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -131,6 +140,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(fn=cmd_run)
     info = sub.add_parser("info", help="print the runtime: backends, ISA, kernels")
     info.set_defaults(fn=cmd_info)
+    conv = sub.add_parser(
+        "convert", help="convert pytorch_model.bin / tf_model.h5 (or a sharded index) to model.safetensors",
+        description="Convert a checkpoint to DST/model.safetensors without torch or TensorFlow: pytorch_model.bin "
+                    "(zip or legacy torch.save; read by a restricted unpickler that never runs code from the file), "
+                    "tf_model.h5 (needs h5py), their sharded indexes, or a directory holding one. config.json and "
+                    "tokenizer files beside the source are copied. The output is written atomically.")
+    conv.add_argument("src", help="checkpoint file or model directory")
+    conv.add_argument("dst", help="output directory")
+    conv.add_argument("--keep-dtype", action="store_true", help="keep fp16/bf16 tensors (default: float32)")
+    conv.set_defaults(fn=cmd_convert)
     return parser
 
 
@@ -138,7 +157,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError, ImportError) as exc:
         print(f"mobilebert-lite: error: {exc}", file=sys.stderr)
         return 2
 

@@ -26,6 +26,13 @@ from .weights import class_spec, read_raw_weights, save_weights, select_weights
 class MobileBertPreTrainedModel:
     """Shared loading, saving and encoder plumbing. Subclasses implement `forward` like their HF twins."""
 
+    _semantics = "pt"  # transformers' PyTorch numerics; the TF twins (tf_modeling.py) set "tf"
+
+    @classmethod
+    def _spec_name(cls) -> str:
+        """The PyTorch-named class whose weights and heads this class has (itself, or the one a TF twin wraps)."""
+        return next(c.__name__ for c in cls.__mro__ if c.__name__ in MODEL_CLASSES)
+
     def __init__(self, config: MobileBertConfig, params: dict | None = None, *, backend: str | None = None,
                  num_threads: int | None = None, seed: int = 0):
         if not isinstance(config, MobileBertConfig):
@@ -33,12 +40,10 @@ class MobileBertPreTrainedModel:
         config.validate()
         self._check_config(config)
         self.config = config
-        if params is None:
-            params = random_params(config, type(self).__name__, seed)
-        else:
-            params = select_weights(config, type(self).__name__, params)
+        name = self._spec_name()
+        params = random_params(config, name, seed) if params is None else select_weights(config, name, params)
         self.params = params
-        self.engine = make_engine(config, params, type(self).__name__, backend, num_threads)
+        self.engine = make_engine(config, params, name, backend, num_threads, self._semantics)
         self.backend = self.engine.name
         self.num_threads = num_threads
 
@@ -49,8 +54,10 @@ class MobileBertPreTrainedModel:
     # ----------------------------------------------------------------------------------- loading and saving
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *, config: MobileBertConfig | None = None,
-                        backend: str | None = None, num_threads: int | None = None, **config_overrides):
-        """Load a local model directory (config.json + model.safetensors or a sharded index)."""
+                        backend: str | None = None, num_threads: int | None = None, from_tf: bool = False,
+                        weights_format: str | None = None, **config_overrides):
+        """Load a local model directory: config.json + model.safetensors (or a sharded index, or a
+        pytorch_model.bin read without torch); with from_tf=True, tf_model.h5 (needs h5py)."""
         path = os.fspath(pretrained_model_name_or_path)
         if not os.path.isdir(path):
             raise FileNotFoundError(f"model directory {path} does not exist")
@@ -58,14 +65,15 @@ class MobileBertPreTrainedModel:
             config = MobileBertConfig.from_pretrained(path, **config_overrides)
         elif config_overrides:
             raise TypeError("pass either config= or config overrides, not both")
-        return cls(config, read_raw_weights(path), backend=backend, num_threads=num_threads)
+        fmt = weights_format or ("tf" if from_tf else "pt")
+        return cls(config, read_raw_weights(path, fmt), backend=backend, num_threads=num_threads)
 
     def save_pretrained(self, save_directory) -> None:
         """Write config.json and model.safetensors with HF's key names for this class (loadable by HF)."""
         os.makedirs(save_directory, exist_ok=True)
         config = self.config.copy()
         config.architectures = [type(self).__name__]
-        save_weights(save_directory, type(self).__name__, self.params)
+        save_weights(save_directory, self._spec_name(), self.params)
         config.save_pretrained(save_directory)
 
     def __call__(self, *args, **kwargs):

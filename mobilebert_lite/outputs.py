@@ -96,3 +96,17 @@ MultipleChoiceModelOutput = _output("MultipleChoiceModelOutput", "loss", "logits
 TokenClassifierOutput = _output("TokenClassifierOutput", "loss", "logits", "hidden_states", "attentions")
 QuestionAnsweringModelOutput = _output(
     "QuestionAnsweringModelOutput", "loss", "start_logits", "end_logits", "hidden_states", "attentions")
+
+# transformers 4.x TensorFlow output classes: the same fields (losses have TF shapes, see tf_modeling.py)
+def _tf_twin(pt_output, name=None):
+    return _output(name or "TF" + pt_output.__name__, *pt_output._fields, doc=pt_output.__doc__ or "")
+
+
+TFBaseModelOutputWithPooling = _tf_twin(BaseModelOutputWithPooling)
+TFMobileBertForPreTrainingOutput = _tf_twin(MobileBertForPreTrainingOutput)
+TFMaskedLMOutput = _tf_twin(MaskedLMOutput)
+TFNextSentencePredictorOutput = _tf_twin(NextSentencePredictorOutput)
+TFSequenceClassifierOutput = _tf_twin(SequenceClassifierOutput)
+TFMultipleChoiceModelOutput = _tf_twin(MultipleChoiceModelOutput)
+TFTokenClassifierOutput = _tf_twin(TokenClassifierOutput)
+TFQuestionAnsweringModelOutput = _tf_twin(QuestionAnsweringModelOutput)

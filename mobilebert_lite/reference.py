@@ -4,6 +4,8 @@ It follows transformers' MobileBERT exactly, quirks included (see shared/referen
 trigram neighbours are [x(t+1) | x(t) | x(t-1)] with [PAD] tokens as real neighbours; Q and K come from the shared
 bottleneck while V comes from the layer input; NoNorm is x*w+b; under layer_norm, embeddings.LayerNorm and
 output.LayerNorm use eps 1e-5 while every other site uses config.layer_norm_eps; masked keys get float32 min.
+The TF twins run the same graph with transformers' TensorFlow semantics (`semantics="tf"`): the config eps at every
+norm and -10000 added to masked keys (which only matters for a fully masked row).
 
 The primitives live in `NumpyOps`; the native backend swaps in C++ kernels by subclassing it, so the graph below
 is the single description of the model's math.
@@ -18,6 +20,17 @@ from .config import MobileBertConfig
 
 TORCH_DEFAULT_LAYER_NORM_EPS = 1e-5
 _F32_MIN = np.finfo(np.float32).min
+TF_MASK_VALUE = -10000.0
+SEMANTICS = ("pt", "tf")
+
+
+def quirks(cfg: MobileBertConfig, semantics: str = "pt") -> tuple[float, float]:
+    """(eps of embeddings.LayerNorm and output.LayerNorm, value added to masked attention scores)."""
+    if semantics == "pt":
+        return TORCH_DEFAULT_LAYER_NORM_EPS, float(_F32_MIN)
+    if semantics == "tf":
+        return float(cfg.layer_norm_eps), TF_MASK_VALUE
+    raise ValueError(f"semantics must be one of {SEMANTICS}, got {semantics!r}")
 
 
 class NumpyOps:
@@ -47,7 +60,7 @@ class NumpyOps:
     def activation(self, name: str, x: np.ndarray) -> np.ndarray:
         return apply_activation(name, x)
 
-    def attention(self, q, k, v, keep, num_heads, want_probs):
+    def attention(self, q, k, v, keep, num_heads, want_probs, mask_value=_F32_MIN):
         """Multi-head attention. q, k, v: [B, L, h*d]; keep: [B, L] bool (False = masked key) or None.
 
         Returns (context [B, L, h*d], probabilities [B, h, L, L] or None).
@@ -60,8 +73,9 @@ class NumpyOps:
 
         scores = np.matmul(heads(q), heads(k).transpose(0, 1, 3, 2)) * np.float32(d ** -0.5)
         if keep is not None:
-            # float32 min, as HF: a fully masked row becomes uniform rather than NaN.
-            scores = np.where(keep[:, None, None, :], scores, _F32_MIN)
+            # Added, as HF adds its mask: float32 min turns every masked score into -FLT_MAX (a fully masked row
+            # becomes uniform), TensorFlow's -10000 keeps the differences between them.
+            scores = np.where(keep[:, None, None, :], scores, scores + np.float32(mask_value))
         scores -= scores.max(axis=-1, keepdims=True)
         probs = np.exp(scores)
         probs /= probs.sum(axis=-1, keepdims=True)
@@ -72,12 +86,13 @@ class NumpyOps:
 class Norms:
     """Which norm each site uses, with HF's eps quirk."""
 
-    def __init__(self, cfg: MobileBertConfig):
+    def __init__(self, cfg: MobileBertConfig, semantics: str = "pt"):
         self.layer_norm = cfg.normalization_type == "layer_norm"
         self.config_eps = float(cfg.layer_norm_eps)
+        self.quirk_eps, self.mask_value = quirks(cfg, semantics)
 
 
-def embed(cfg, params, ops, input_ids, inputs_embeds, token_type_ids, position_ids):
+def embed(cfg, params, ops, input_ids, inputs_embeds, token_type_ids, position_ids, semantics="pt"):
     """Embedding output [B, L, H] (hidden_states[0])."""
     p = "embeddings."
     x = params[p + "word_embeddings.weight"][input_ids] if inputs_embeds is None else inputs_embeds
@@ -93,7 +108,7 @@ def embed(cfg, params, ops, input_ids, inputs_embeds, token_type_ids, position_i
     x = x + params[p + "position_embeddings.weight"][position_ids]
     x = x + params[p + "token_type_embeddings.weight"][token_type_ids]
     return ops.add_norm(x, params[p + "LayerNorm.weight"], params[p + "LayerNorm.bias"],
-                        layer_norm=cfg.normalization_type == "layer_norm", eps=TORCH_DEFAULT_LAYER_NORM_EPS)
+                        layer_norm=cfg.normalization_type == "layer_norm", eps=quirks(cfg, semantics)[0])
 
 
 def _dense_norm(ops, params, norms, prefix, norm_prefix, x, residual, eps=None):
@@ -105,10 +120,10 @@ def _dense_norm(ops, params, norms, prefix, norm_prefix, x, residual, eps=None):
     )
 
 
-def encoder_layer(cfg, params, ops, i, X, keep, want_probs):
+def encoder_layer(cfg, params, ops, i, X, keep, want_probs, semantics="pt"):
     """One MobileBERT block. X: [B, L, H]. Returns (Y [B, L, H], attention probabilities or None)."""
     p = f"encoder.layer.{i}."
-    norms = Norms(cfg)
+    norms = Norms(cfg, semantics)
     if cfg.use_bottleneck:
         layer_input = _dense_norm(ops, params, norms, p + "bottleneck.input.dense.", p + "bottleneck.input.", X, None)
         if cfg.use_bottleneck_attention:
@@ -124,7 +139,7 @@ def encoder_layer(cfg, params, ops, i, X, keep, want_probs):
     q = ops.linear(q_in, params[a + "query.weight"], params[a + "query.bias"])
     k = ops.linear(k_in, params[a + "key.weight"], params[a + "key.bias"])
     v = ops.linear(v_in, params[a + "value.weight"], params[a + "value.bias"])
-    context, probs = ops.attention(q, k, v, keep, cfg.num_attention_heads, want_probs)
+    context, probs = ops.attention(q, k, v, keep, cfg.num_attention_heads, want_probs, norms.mask_value)
     A = _dense_norm(ops, params, norms, p + "attention.output.dense.", p + "attention.output.", context, layer_input)
 
     for j in range(cfg.num_feedforward_networks - 1):
@@ -135,8 +150,8 @@ def encoder_layer(cfg, params, ops, i, X, keep, want_probs):
 
     F = ops.activation(cfg.hidden_act, ops.linear(A, params[p + "intermediate.dense.weight"],
                                                   params[p + "intermediate.dense.bias"]))
-    # HF builds output.LayerNorm without passing the config eps: torch's default 1e-5 applies.
-    O = _dense_norm(ops, params, norms, p + "output.dense.", p + "output.", F, A, eps=TORCH_DEFAULT_LAYER_NORM_EPS)
+    # HF builds output.LayerNorm without passing the config eps: torch's default 1e-5 applies (not in TF).
+    O = _dense_norm(ops, params, norms, p + "output.dense.", p + "output.", F, A, eps=norms.quirk_eps)
     if not cfg.use_bottleneck:
         return O, probs
     Y = _dense_norm(ops, params, norms, p + "output.bottleneck.dense.", p + "output.bottleneck.", O, X)
@@ -144,7 +159,7 @@ def encoder_layer(cfg, params, ops, i, X, keep, want_probs):
 
 
 def encode(cfg, params, ops, input_ids, inputs_embeds, attention_mask, token_type_ids, position_ids,
-           output_hidden_states=False, output_attentions=False):
+           output_hidden_states=False, output_attentions=False, semantics="pt"):
     """Embeddings + every layer. Inputs are validated arrays (see inputs.py).
 
     Returns (last_hidden_state, hidden_states tuple or None, attentions tuple or None).
@@ -152,11 +167,11 @@ def encode(cfg, params, ops, input_ids, inputs_embeds, attention_mask, token_typ
     keep = None
     if attention_mask is not None and not attention_mask.all():
         keep = attention_mask.astype(bool)  # HF drops the mask entirely when nothing is padded
-    h = embed(cfg, params, ops, input_ids, inputs_embeds, token_type_ids, position_ids)
+    h = embed(cfg, params, ops, input_ids, inputs_embeds, token_type_ids, position_ids, semantics)
     hidden_states = [h] if output_hidden_states else None
     attentions = [] if output_attentions else None
     for i in range(cfg.num_hidden_layers):
-        h, probs = encoder_layer(cfg, params, ops, i, h, keep, output_attentions)
+        h, probs = encoder_layer(cfg, params, ops, i, h, keep, output_attentions, semantics)
         if output_hidden_states:
             hidden_states.append(h)
         if output_attentions:

@@ -249,25 +249,45 @@ def select_weights(cfg: MobileBertConfig, class_name: str, raw: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ directories
-def read_raw_weights(directory) -> dict:
-    """All tensors of a model directory (single or sharded safetensors), floats upcast to float32."""
+def read_raw_weights(directory, weights_format: str = "pt") -> dict:
+    """All tensors of a model directory, floats upcast to float32, under PyTorch state-dict names.
+
+    weights_format "pt": model.safetensors (single or sharded), else pytorch_model.bin (single or sharded, read
+    without torch); "tf": tf_model.h5 (Keras names mapped to PyTorch ones; needs h5py).
+    """
+    from .converters import convert, tf_h5
+
     directory = os.fspath(directory)
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"model directory {directory} does not exist")
+    h5 = os.path.join(directory, tf_h5.TF_WEIGHTS_NAME)
+    h5_index = os.path.join(directory, convert.H5_INDEX)
+    if weights_format == "tf":
+        if not os.path.isfile(h5) and not os.path.isfile(h5_index):
+            raise FileNotFoundError(f"no {tf_h5.TF_WEIGHTS_NAME} in {directory}; to load PyTorch weights into a "
+                                    "TF class pass from_pt=True")
+        return convert.read_h5_checkpoint(h5 if os.path.isfile(h5) else h5_index)
+    if weights_format != "pt":
+        raise ValueError(f"weights_format must be 'pt' or 'tf', got {weights_format!r}")
     single = os.path.join(directory, SAFE_WEIGHTS_NAME)
     index = os.path.join(directory, SAFE_WEIGHTS_INDEX_NAME)
     if os.path.isfile(single):
         return _read_files([single])
     if os.path.isfile(index):
         return _read_sharded(directory, index)
-    others = [n for n in ("pytorch_model.bin", "tf_model.h5", "pytorch_model.bin.index.json") if
-              os.path.isfile(os.path.join(directory, n))]
-    if others:
-        raise CheckpointError(
-            f"{directory} holds {others[0]} but no {SAFE_WEIGHTS_NAME}; this version of mobilebert_lite reads "
-            "safetensors checkpoints only: convert it (e.g. transformers' save_pretrained) first"
-        )
-    raise FileNotFoundError(f"no {SAFE_WEIGHTS_NAME} or {SAFE_WEIGHTS_INDEX_NAME} found in model directory {directory}")
+    found = convert.find_bin_checkpoint(directory)
+    if found is not None:
+        return {k: _as_float32(v) for k, v in convert.read_bin_checkpoint(found).items()}
+    if os.path.isfile(h5):
+        raise CheckpointError(f"{directory} holds only {tf_h5.TF_WEIGHTS_NAME}: pass from_tf=True (or use the "
+                              "TFMobileBert class) to load it")
+    raise FileNotFoundError(f"no {SAFE_WEIGHTS_NAME}, {SAFE_WEIGHTS_INDEX_NAME} or pytorch_model.bin found in model "
+                            f"directory {directory}")
+
+
+def _as_float32(array: np.ndarray) -> np.ndarray:
+    """Floating tensors as float32 (fp16/bf16/fp64 checkpoints); integer buffers as they are."""
+    return array.astype(np.float32) if array.dtype.kind == "f" and array.dtype != np.float32 else array
 
 
 def _read_files(paths, only=None) -> dict:

@@ -165,6 +165,30 @@ def test_masks(isa):
 
 
 @pytest.mark.parametrize("isa", ISAS)
+def test_tensorflow_additive_mask(isa):
+    """mask_value=-10000 (the TF twins): masked keys still get probability 0 where a row has a kept key, and a
+    fully masked row reproduces the unmasked attention up to the rounding of s - 10000 (ulp(10000) ~ 1e-3)."""
+    require(isa)
+    rng = np.random.default_rng(12)
+    for L, kind in itertools.product((1, 9, 33, 128), ("trailing", "single", "full_row", "random")):
+        B, H, d = 2, 4, 32
+        q, k, v = randn(rng, B, L, H * d), randn(rng, B, L, H * d), randn(rng, B, L, H * d)
+        keep = make_keep(kind, B, L, rng)
+        ctx, pr = _C.attention(q, k, v, keep, num_heads=H, want_probs=True, isa=isa, mask_value=-10000.0)
+        pt_ctx, pt_pr = _C.attention(q, k, v, keep, num_heads=H, want_probs=True, isa=isa)
+        for b in range(B):
+            if keep[b].any():  # identical to PyTorch semantics: exp(s - 10000 - max) is 0 in float32
+                np.testing.assert_array_equal(pr[b], pt_pr[b], err_msg=f"isa={isa} L={L} mask={kind} b={b}")
+                np.testing.assert_array_equal(ctx[b], pt_ctx[b])
+            else:
+                _, rp, _, _ = ref_attention(q[b:b + 1], k[b:b + 1], v[b:b + 1], None, H, np.float32(d ** -0.5))
+                np.testing.assert_allclose(pr[b], rp[0], rtol=0, atol=2e-3 * rp.max(),
+                                           err_msg=f"isa={isa} L={L}: a fully masked row must attend as unmasked")
+                if L > 1:
+                    assert np.abs(pr[b] - 1.0 / L).max() > 1e-3  # and not uniformly, as PyTorch semantics would
+
+
+@pytest.mark.parametrize("isa", ISAS)
 def test_integer_keep_and_bool_keep_agree(isa):
     require(isa)
     rng = np.random.default_rng(12)

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cfloat>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -70,7 +71,8 @@ bool overlaps(const py::array& a, const py::array& b) {
 
 py::tuple attention(const py::object& q_obj, const py::object& k_obj, const py::object& v_obj,
                     const py::object& keep_obj, py::ssize_t num_heads, const std::optional<double>& scale_opt,
-                    bool want_probs, const py::object& out_obj, const std::optional<std::string>& isa) {
+                    bool want_probs, const py::object& out_obj, const std::optional<std::string>& isa,
+                    double mask_value) {
   const mbl::KernelTable& table = resolve_table(isa, "attention");
 
   const py::array q = checked_float(q_obj, "q", 3);
@@ -135,6 +137,7 @@ py::tuple attention(const py::object& q_obj, const py::object& k_obj, const py::
   a.B = static_cast<std::size_t>(B), a.L = static_cast<std::size_t>(L);
   a.heads = static_cast<std::size_t>(num_heads), a.d = static_cast<std::size_t>(d);
   a.scale = scale;
+  a.mask_value = static_cast<float>(mask_value);
   a.ctx = static_cast<float*>(out.mutable_data());
   a.ldc = ldc;
   a.probs = want_probs ? static_cast<float*>(py::reinterpret_borrow<py::array>(probs).mutable_data()) : nullptr;
@@ -164,9 +167,10 @@ py::array attention_exp(const py::object& x_obj, const std::optional<std::string
 void bind_attention(py::module_& m) {
   m.def("attention", &attention, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("keep") = py::none(),
         py::kw_only(), py::arg("num_heads"), py::arg("scale") = py::none(), py::arg("want_probs") = false,
-        py::arg("out") = py::none(), py::arg("isa") = py::none(),
+        py::arg("out") = py::none(), py::arg("isa") = py::none(), py::arg("mask_value") = -FLT_MAX,
         "Fused multi-head attention, transformers' MobileBERT eager math: per batch and head h (columns\n"
-        "[h*d, (h+1)*d), d = width / num_heads), softmax((q k^T) * scale, masked keys at float32 min) v.\n\n"
+        "[h*d, (h+1)*d), d = width / num_heads), softmax((q k^T) * scale + mask) v, the mask adding\n"
+        "mask_value (default float32 min, PyTorch semantics; TensorFlow uses -10000) to masked keys.\n\n"
         "q, k, v: float32 [B, L, width], C-contiguous or column slices of one (rows evenly spaced, last axis\n"
         "contiguous). keep: bool/integer [B, L], nonzero = attend, None = all. scale: default d ** -0.5.\n"
         "out: optional float32 [B, L, width] destination, same layout rules. Returns (ctx, probs) with probs\n"

@@ -69,6 +69,9 @@ class PyEngine {
     c.layer_norm = config["normalization_type"].cast<std::string>() == "layer_norm";
     c.classifier_activation = config["classifier_activation"].cast<bool>();
     c.layer_norm_eps = config["layer_norm_eps"].cast<float>();
+    // optional: the TF twins' semantics (model.h Config); absent = transformers' PyTorch classes
+    if (config.contains("_quirk_eps")) c.quirk_eps = config["_quirk_eps"].cast<float>();
+    if (config.contains("_mask_value")) c.mask_value = config["_mask_value"].cast<float>();
     const std::string act = config["hidden_act"].cast<std::string>();
     if (!mbl::ops::parse_activation(act, &c.activation))
       bad("hidden_act '" + act + "' has no native kernel; expected one of " + mbl::ops::activation_names());

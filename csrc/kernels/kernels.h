@@ -96,7 +96,8 @@ float fma_probe(std::size_t iters);
 
 // attention_head: multi-head attention for one (batch, head), fused (ops/attention.h is the driver):
 //   s[i, j]  = (sum_t q[i*ldq + t] * k[j*ldk + t]) * scale     float32 dot product, then one multiply
-//   s[i, j]  = -FLT_MAX where keep[j] == 0                      (HF adds float32 min: the same for |s| < 2^103)
+//   s[i, j] += mask_value where keep[j] == 0                    additive, as HF: PyTorch adds float32 min (every
+//                                                               |s| < 2^103 becomes -FLT_MAX), TensorFlow -10000
 //   p[i, :]  = softmax(s[i, :]), max subtracted first           a fully masked row comes out uniform
 //   ctx[i*ldc + t]  = sum_j p[i, j] * v[j*ldv + t]
 //   probs[i*L + j] = p[i, j]                                    only if probs != nullptr
@@ -119,6 +120,7 @@ struct AttentionHead {
   const unsigned char* keep;  // [L], nonzero = attend; nullptr = every key attended
   std::size_t L, d;
   float scale;
+  float mask_value;  // added to the score of a masked key: -FLT_MAX (PyTorch semantics) or -10000 (TensorFlow)
   float* ctx;
   std::size_t ldc;
   float* probs;    // [L, L] row-major, or nullptr

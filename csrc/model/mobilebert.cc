@@ -17,10 +17,6 @@
 namespace mbl::model {
 namespace {
 
-// PyTorch's nn.LayerNorm default: transformers builds embeddings.LayerNorm and output.LayerNorm without the
-// config eps, so under layer_norm those two sites use it.
-constexpr float kTorchDefaultEps = 1e-5f;
-
 std::string shape_str(const std::vector<std::size_t>& shape) {
   std::string s = "(";
   for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
@@ -214,11 +210,11 @@ void Engine::embed(const Inputs& in, Workspace& ws, float* out) {
   // eps: embeddings.LayerNorm is built without the config eps (torch's default applies).
   if (embedding_.linear) {
     run_linear(embedding_, ws.embed_in.data(), R, width, out, H, ops::Activation::none, ws.pos_type.data(),
-               kTorchDefaultEps);
+               cfg_.quirk_eps);
     return;
   }
   kernels::AddNormParams p{ws.embed_in.data(), nullptr, ws.pos_type.data(), embedding_.norm.weight,
-                           embedding_.norm.bias, out, R, H, cfg_.layer_norm, kTorchDefaultEps};
+                           embedding_.norm.bias, out, R, H, cfg_.layer_norm, cfg_.quirk_eps};
   table_->add_norm.fn(p);
 }
 
@@ -250,6 +246,7 @@ void Engine::layer(const Layer& Ly, const Inputs& in, Workspace& ws, const float
   a.q = ws.q.data(); a.k = ws.k.data(); a.v = ws.v.data();
   a.ldq = a.ldk = a.ldv = T;
   a.keep = in.keep;
+  a.mask_value = cfg_.mask_value;
   a.B = in.N; a.L = in.L; a.heads = cfg_.num_heads; a.d = d;
   a.scale = static_cast<float>(std::pow(static_cast<double>(d), -0.5));  // transformers: head_size ** -0.5
   a.ctx = ws.ctx.data(); a.ldc = T;
@@ -272,10 +269,10 @@ void Engine::layer(const Layer& Ly, const Inputs& in, Workspace& ws, const float
   const Ffn& main = Ly.ffn.back();
   run_linear(main.intermediate, A, R, T, ws.f.data(), I, cfg_.activation, nullptr, eps);
   if (!cfg_.use_bottleneck) {
-    run_linear(main.output, ws.f.data(), R, I, Y, H, ops::Activation::none, A, kTorchDefaultEps);
+    run_linear(main.output, ws.f.data(), R, I, Y, H, ops::Activation::none, A, cfg_.quirk_eps);
     return;
   }
-  run_linear(main.output, ws.f.data(), R, I, ws.o.data(), T, ops::Activation::none, A, kTorchDefaultEps);
+  run_linear(main.output, ws.f.data(), R, I, ws.o.data(), T, ops::Activation::none, A, cfg_.quirk_eps);
   run_linear(Ly.output_bottleneck, ws.o.data(), R, T, Y, H, ops::Activation::none, X, eps);
 }
 

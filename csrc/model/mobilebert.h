@@ -30,6 +30,11 @@ struct Config {
   bool trigram_input, use_bottleneck, use_bottleneck_attention, key_query_shared_bottleneck, layer_norm,
       classifier_activation;
   float layer_norm_eps;
+  // transformers' PyTorch classes build embeddings.LayerNorm and output.LayerNorm without the config eps
+  // (torch's 1e-5 applies) and mask with float32 min; its TensorFlow classes use the config eps everywhere
+  // and add -10000. The TF twins set these two.
+  float quirk_eps = 1e-5f;
+  float mask_value = -3.402823466e38f;
   ops::Activation activation;
   std::size_t head_size() const { return true_hidden_size / num_heads; }
 };

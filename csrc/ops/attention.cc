@@ -23,6 +23,7 @@ void attention_task(const KernelTable& table, const AttentionArgs& a, std::size_
   t.L = a.L;
   t.d = a.d;
   t.scale = a.scale;
+  t.mask_value = a.mask_value;
   t.ctx = a.ctx + row0 * a.ldc + col0;
   t.ldc = a.ldc;
   t.probs = a.probs != nullptr ? a.probs + (b * a.heads + h) * a.L * a.L : nullptr;

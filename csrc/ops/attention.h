@@ -1,5 +1,5 @@
 // Multi-head attention, exactly transformers' MobileBERT eager math, one fused kernel call per (batch, head):
-//   scores = (q_h k_h^T) * scale;  masked keys -> -FLT_MAX;  p = softmax(scores);  ctx_h = p v_h
+//   scores = (q_h k_h^T) * scale;  masked keys += mask_value;  p = softmax(scores);  ctx_h = p v_h
 // Heads are column blocks: head h owns columns [h*d, (h+1)*d) of q, k, v and ctx. A fully masked row of keys
 // gives uniform probabilities (HF does the same), not NaN.
 //
@@ -21,6 +21,7 @@ struct AttentionArgs {
   const unsigned char* keep;  // [B, L], 1 = attend, 0 = masked key; nullptr = none masked
   std::size_t B, L, heads, d;
   float scale;
+  float mask_value;  // added to masked keys' scores: -FLT_MAX (PyTorch semantics) or -10000 (TensorFlow)
   float* ctx;  // [B*L, heads*d] output, row stride ldc
   std::size_t ldc;
   float* probs;  // [B, heads, L, L] or nullptr (written only if non-null)

@@ -3,17 +3,18 @@
 // throughout, for the reason given in rowops_impl.h.
 //
 // Per head (kernels.h states the contract):
-//   1. mask row m[j]: +inf for an attended key, -FLT_MAX for a masked one, -inf for the padding up to Lw
-//      (L rounded up to the vector width). min(m[j], s) then is s, -FLT_MAX, or -inf: a masked score
-//      becomes exactly -FLT_MAX (as HF's s + finfo.min does for every |s| < 2^103), padding drops out.
+//   1. mask row m[j]: 0 for an attended key, mask_value for a masked one, -inf for the padding up to Lw
+//      (L rounded up to the vector width). s + m[j] is then s, HF's masked score (PyTorch's s + finfo.min
+//      is exactly -FLT_MAX for every |s| < 2^103; TensorFlow's s - 10000 keeps the scores' differences), or
+//      -inf: padding drops out.
 //   2. K^T packed into scratch, d rows of Lw floats (zero padded), so a score tile is a small GEMM whose
 //      B operand streams contiguous vectors of keys.
 //   3. For each block of R query rows: a R x (C*W) register tile of scores per step of keys, t = 0..d-1
 //      in order, one FMA each, then * scale (the dot product first, then the scale: HF's matmul * scaling),
 //      then the mask. Rows past L in the last block repeat the last row and are never stored.
 //   4. Softmax per row in place: max, e = exp(s - max) with the vector exp below, sum, e / sum (a true
-//      division, as torch's softmax). A fully masked row has max = -FLT_MAX and every e = exp(0) = 1:
-//      uniform, like HF. Padding lanes give exp(-inf) = 0.
+//      division, as torch's softmax). A fully masked row under PyTorch semantics has max = -FLT_MAX and
+//      every e = exp(0) = 1: uniform, like HF. Padding lanes give exp(-inf) = 0.
 //   5. ctx = P V: a RP x (CP*W) tile of outputs per step of head columns, keys j = 0..L-1 in order.
 //
 // V provides, beyond rowops_impl.h's list (the ISA file adds them to its Vec):
@@ -89,7 +90,7 @@ inline void score_tile(const float* const* q, const float* kt, std::size_t lw, s
   MBL_ATTN_UNROLL for (std::size_t c = 0; c < C; ++c) {
     const Reg m = V::load(mask + j0 + c * W, W);
     MBL_ATTN_UNROLL for (std::size_t r = 0; r < R; ++r)
-      V::store(s + r * lw + j0 + c * W, V::min(m, V::mul(acc[r][c], scale)), W);
+      V::store(s + r * lw + j0 + c * W, V::add(V::mul(acc[r][c], scale), m), W);
   }
 }
 
@@ -134,7 +135,7 @@ void attention_head_impl(const AttentionHead& a) {
 
   // 1. mask row.
   constexpr float kInf = std::numeric_limits<float>::infinity();
-  for (std::size_t j = 0; j < L; ++j) mask[j] = (a.keep == nullptr || a.keep[j] != 0) ? kInf : -FLT_MAX;
+  for (std::size_t j = 0; j < L; ++j) mask[j] = (a.keep == nullptr || a.keep[j] != 0) ? 0.0f : a.mask_value;
   for (std::size_t j = L; j < lw; ++j) mask[j] = -kInf;
 
   // 2. K^T, zero padded to lw keys.

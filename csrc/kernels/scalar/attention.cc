@@ -1,7 +1,7 @@
 // Scalar attention for one (batch, head): the portable tier and the plain statement of the contract in
 // kernels/kernels.h. Dot products, exp, the softmax sum and P V accumulate in double; the scores and the
 // probabilities are rounded to float32 once each (HF keeps both as float32 tensors), ctx once at the end.
-// Masked keys get -FLT_MAX without computing their dot product.
+// Masked keys get mask_value added to their (float32) score, as HF adds its mask.
 #include <cfloat>
 #include <cmath>
 #include <cstddef>
@@ -17,14 +17,11 @@ void attention_head(const AttentionHead& a) {
     const float* qi = a.q + i * a.ldq;
     float mx = -FLT_MAX;
     for (std::size_t j = 0; j < L; ++j) {
-      if (a.keep != nullptr && a.keep[j] == 0) {
-        p[j] = -FLT_MAX;
-        continue;
-      }
       const float* kj = a.k + j * a.ldk;
       double dot = 0.0;
       for (std::size_t t = 0; t < d; ++t) dot += static_cast<double>(qi[t]) * kj[t];
       p[j] = static_cast<float>(dot * a.scale);
+      if (a.keep != nullptr && a.keep[j] == 0) p[j] += a.mask_value;
       mx = p[j] > mx ? p[j] : mx;
     }
     // exp is evaluated twice per score (for the sum, then for the quotient) rather than kept: this tier has
