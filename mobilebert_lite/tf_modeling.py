@@ -108,7 +108,7 @@ class TFMobileBertPreTrainedModel:
 
         os.makedirs(save_directory, exist_ok=True)
         config = self.config.copy()
-        config.architectures = [type(self).__name__]
+        config.architectures = [self._spec_name()]  # as transformers' TF save_pretrained writes it (no TF prefix)
         tf_h5.write_tf_h5(os.path.join(save_directory, tf_h5.TF_WEIGHTS_NAME), self._spec_name(), self.params,
                           self.config)
         config.save_pretrained(save_directory)

@@ -130,3 +130,13 @@ def test_unknown_source_is_a_clear_error(tmp_path, capsys):
     empty.mkdir()
     assert main(["convert", str(empty), str(tmp_path / "out")]) == 2
     shutil.rmtree(empty)
+
+
+def test_sharded_h5_index_converts(tmp_path):
+    index = GOLDENS.parent / "tf_sharded" / "tf_model.h5.index.json"
+    assert main(["convert", str(index), str(tmp_path)]) == 0
+    converted = mbl.MobileBertForMaskedLM.from_pretrained(tmp_path, backend="reference")
+    single = mbl.TFMobileBertForMaskedLM.from_pretrained(GOLDENS / "tiny_bottleneck_attn/TFMobileBertForMaskedLM",
+                                                         backend="reference")
+    for k, v in single.params.items():
+        assert np.array_equal(converted.params[k], v), k

@@ -97,3 +97,14 @@ def test_saved_h5_reloads_identically(entry, tmp_path):
     again = cls.from_pretrained(tmp_path, backend="reference")
     for k, v in model.params.items():
         assert np.array_equal(again.params[k], v), k
+
+
+def test_sharded_h5_from_transformers(backend):
+    """tests/data/tf_sharded: the tiny_bottleneck_attn MaskedLM fixture re-saved by transformers 4.57.6 with
+    max_shard_size="4KB" (4 shards + tf_model.h5.index.json; shards list variables, not layers)."""
+    sharded = mbl.TFMobileBertForMaskedLM.from_pretrained(ROOT.parent / "tf_sharded", backend=backend)
+    single = mbl.TFMobileBertForMaskedLM.from_pretrained(ROOT / "tiny_bottleneck_attn/TFMobileBertForMaskedLM",
+                                                         backend=backend)
+    assert set(sharded.params) == set(single.params)
+    for k, v in single.params.items():
+        assert np.array_equal(sharded.params[k], v), k

@@ -78,21 +78,28 @@ def read_tf_h5(path) -> dict[str, np.ndarray]:
         for layer in layers:
             if layer not in f:
                 raise CheckpointError(f"{path}: layer {layer!r} is listed in layer_names but has no group")
+            if isinstance(f[layer], h5py.Dataset):
+                # a shard of a sharded save: layer_names lists the variables themselves, without the model scope
+                _add(out, path, layer, f[layer])
+                continue
             group = f[layer]
             for weight in _attr_strings(group, "weight_names"):
                 if weight not in group:
                     raise CheckpointError(f"{path}: weight {layer}/{weight} is listed but missing")
                 # drop the model scope (its first segment varies per process), keep the layer's own path
-                scoped = weight.split("/", 1)[1] if "/" in weight else weight
-                name, transpose = tf_to_pt_name(scoped)
-                if name in out:
-                    raise CheckpointError(f"{path}: two datasets map to {name!r}")
-                array = np.asarray(group[weight][()])
-                if array.dtype.kind != "f":
-                    raise CheckpointError(f"{path}: {layer}/{weight} has dtype {array.dtype}, expected floats")
-                array = array.astype(np.float32, copy=False)
-                out[name] = np.ascontiguousarray(array.T) if transpose and array.ndim == 2 else array
+                _add(out, path, weight.split("/", 1)[1] if "/" in weight else weight, group[weight])
     return out
+
+
+def _add(out: dict, path, variable: str, dataset) -> None:
+    name, transpose = tf_to_pt_name(variable)
+    if name in out:
+        raise CheckpointError(f"{path}: two datasets map to {name!r}")
+    array = np.asarray(dataset[()])
+    if array.dtype.kind != "f":
+        raise CheckpointError(f"{path}: {variable} has dtype {array.dtype}, expected floats")
+    array = array.astype(np.float32, copy=False)
+    out[name] = np.ascontiguousarray(array.T) if transpose and array.ndim == 2 else array
 
 
 def pt_to_tf_variable(name: str, layer_norm: bool) -> tuple[str, str, bool]:
