@@ -58,5 +58,6 @@ __all__ = [
     "TFMobileBertForTokenClassification",
     "TFMobileBertModel",
     "TFMobileBertPreTrainedModel",
+    "pipeline",
     "runtime_info",
 ]
