@@ -15,6 +15,7 @@ from .modeling import (
     MobileBertPreTrainedModel,
 )
 from .outputs import MobileBertForPreTrainingOutput, ModelOutput, TFMobileBertForPreTrainingOutput
+from .pipelines import pipeline
 from .tf_modeling import (
     TFMobileBertForMaskedLM,
     TFMobileBertForMultipleChoice,
