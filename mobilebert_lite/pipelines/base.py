@@ -45,13 +45,10 @@ class Pipeline:
         """Call arguments over the defaults given at construction."""
         return {**self.defaults, **kwargs}
 
-    def run_model(self, encodings: list[dict], **model_kwargs) -> list:
-        """Run the model on a list of single-sequence encodings (dicts of 1-D int lists/arrays: input_ids,
-        attention_mask, token_type_ids); returns one output (a dict of arrays without the batch axis, trimmed to
-        the sequence's own length) per encoding, in input order. Groups of `batch_size` sequences of similar
-        length are padded together; batch_size=1 runs each sequence alone, unpadded."""
+    def padded_groups(self, encodings: list[dict]):
+        """Yields (indices, batch) for groups of `batch_size` encodings of similar length: the indices into
+        `encodings` and a dict of padded int64 arrays (input_ids, attention_mask, token_type_ids)."""
         order = sorted(range(len(encodings)), key=lambda i: len(encodings[i]["input_ids"]))
-        results: list = [None] * len(encodings)
         pad_id = self.tokenizer.pad_token_id
         for start in range(0, len(order), self.batch_size):
             group = order[start:start + self.batch_size]
@@ -63,8 +60,17 @@ class Pipeline:
                 for key in batch:
                     values = encodings[i].get(key)
                     batch[key][row, :n] = values if values is not None else (1 if key == "attention_mask" else 0)
+            yield group, batch
+
+    def run_model(self, encodings: list[dict], **model_kwargs) -> list:
+        """Run the model on a list of single-sequence encodings (dicts of 1-D int lists/arrays: input_ids,
+        attention_mask, token_type_ids); returns one output (a dict of arrays without the batch axis, trimmed to
+        the sequence's own length) per encoding, in input order. Groups of `batch_size` sequences of similar
+        length are padded together; batch_size=1 runs each sequence alone, unpadded."""
+        results: list = [None] * len(encodings)
+        per_token = _PER_TOKEN | ({"logits"} if _has_token_logits(self.model) else set())
+        for group, batch in self.padded_groups(encodings):
             out = self.model(**batch, **model_kwargs)
-            per_token = _PER_TOKEN | ({"logits"} if _has_token_logits(self.model) else set())
             for row, i in enumerate(group):
                 n = len(encodings[i]["input_ids"])
                 results[i] = {k: (v[row][:n] if k in per_token else v[row])
