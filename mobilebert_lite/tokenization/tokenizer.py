@@ -19,6 +19,7 @@ import os
 import re
 from typing import Any
 
+from ..hub import TOKENIZER_FILES, resolve_model_dir
 from . import files
 from .encoding import BatchEncoding, Encoding, truncate_pair
 from .normalization import WordPieceCore, build_char_map, exact_path
@@ -138,7 +139,8 @@ class MobileBertTokenizer:
     # --- vocabulary and special tokens -----------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs):
-        options = files.read_pretrained(pretrained_model_name_or_path)
+        options = files.read_pretrained(resolve_model_dir(pretrained_model_name_or_path, TOKENIZER_FILES,
+                                                          kind="tokenizer"))
         options.update(kwargs)
         for key in ("tokenizer_class", "backend", "is_local", "local_files_only", "auto_map", "name_or_path",
                     "model_input_names", "special_tokens_map_file", "tokenizer_file", "added_tokens_decoder",
