@@ -76,22 +76,16 @@ class UsageError(ValueError):
 def _top_k(value: str):
     if value.lower() in ("all", "none"):
         return None  # transformers' top_k=None: every label
-    try:
-        k = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got {value!r}") from None
-    if k < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got {value!r}")
-    return k
+    return _positive_int(value, "a positive integer or 'all'")
 
 
-def _positive_int(value: str) -> int:
+def _positive_int(value: str, expected: str = "a positive integer") -> int:
     try:
         n = int(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
+        n = 0
     if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {value!r}")
     return n
 
 
