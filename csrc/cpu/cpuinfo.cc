@@ -60,10 +60,12 @@ CpuFeatures detect() {
   f.neon = true;  // ASIMD is mandatory in AArch64
 #if defined(__linux__)
   // Bit values from the kernel's uapi asm/hwcap.h, spelled out so old headers still build.
+  // getauxval, not /proc/cpuinfo: qemu-user reports the emulated core's HWCAPs but the host's cpuinfo.
   const unsigned long hwcap = getauxval(AT_HWCAP);
-  const unsigned long hwcap2 = getauxval(AT_HWCAP2);
   f.dotprod = hwcap & (1ul << 20);  // HWCAP_ASIMDDP
-  f.i8mm = hwcap2 & (1ul << 13);    // HWCAP2_I8MM
+#if defined(AT_HWCAP2)
+  f.i8mm = getauxval(AT_HWCAP2) & (1ul << 13);  // HWCAP2_I8MM
+#endif
 #endif
   return f;
 }
@@ -73,7 +75,11 @@ CpuFeatures detect() {
 CpuFeatures detect() {
   CpuFeatures f;
 #if defined(__linux__)
-  f.neon = getauxval(AT_HWCAP) & (1ul << 12);  // HWCAP_NEON: optional on ARMv7
+  // NEON is optional on ARMv7. Our NEON kernels are built with -mfpu=neon-vfpv4 (fused multiply-add, which
+  // the GEMM contract needs), so "neon" here means NEON + VFPv4 (Cortex-A7/A15/A53 and later; not A8/A9).
+  const unsigned long hwcap = getauxval(AT_HWCAP);
+  const unsigned long kNeon = 1ul << 12, kVfpv4 = 1ul << 16;  // HWCAP_NEON, HWCAP_VFPv4
+  f.neon = (hwcap & (kNeon | kVfpv4)) == (kNeon | kVfpv4);
 #endif
   return f;
 }

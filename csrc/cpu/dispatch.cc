@@ -110,8 +110,18 @@ KernelTable make_table(Isa isa) {
 #endif
 #if MBL_HAVE_NEON
   // neon_dotprod only adds int8 kernels; its float ops are the NEON ones.
-  // No NEON GEMM yet: the neon tables keep the scalar GEMM entry.
-  if (isa == Isa::neon || isa == Isa::neon_dotprod) t.add_norm = {kernels::neon::add_norm, "neon"};
+  if (isa == Isa::neon || isa == Isa::neon_dotprod) {
+    t.add_norm = {k::neon::add_norm, "neon"};
+#if defined(__aarch64__)
+    t.gemm = {k::neon::gemm_ukernel, k::neon::gemm_pack, k::neon::kGemmMr, k::neon::kGemmNr, "neon_8x12",
+              k::neon::fma_probe, k::neon::kProbeFlops};
+    t.attention = {k::neon::attention_head, k::neon::exp_row, "neon_4x16"};
+#else
+    t.gemm = {k::neon::gemm_ukernel, k::neon::gemm_pack, k::neon::kGemmMr, k::neon::kGemmNr, "neon_4x8",
+              k::neon::fma_probe, k::neon::kProbeFlops};
+    t.attention = {k::neon::attention_head, k::neon::exp_row, "neon_4x8"};
+#endif
+  }
 #endif
   t.isa = isa;
   return t;

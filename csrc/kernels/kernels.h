@@ -93,6 +93,19 @@ void gemm_ukernel(const GemmTile& t);
 void gemm_pack(const float* W, std::size_t N, std::size_t K, float* packed);
 float fma_probe(std::size_t iters);
 }  // namespace avx512
+namespace neon {
+#if defined(__aarch64__)
+// 32 q-registers: 24 accumulators + 3 weight vectors + 1 broadcast of A (Cortex-A72/A76 class).
+inline constexpr std::size_t kGemmMr = 8, kGemmNr = 12, kProbeFlops = 2 * 4 * 16;  // 16 q FMAs
+#else
+// ARMv7 has 16 q-registers: 8 accumulators + 2 weight vectors + 1 broadcast of A (6x8 would fit on paper,
+// but GCC 12 then spills accumulators inside the k loop).
+inline constexpr std::size_t kGemmMr = 4, kGemmNr = 8, kProbeFlops = 2 * 4 * 8;  // 8 q FMAs
+#endif
+void gemm_ukernel(const GemmTile& t);
+void gemm_pack(const float* W, std::size_t N, std::size_t K, float* packed);
+float fma_probe(std::size_t iters);
+}  // namespace neon
 
 // attention_head: multi-head attention for one (batch, head), fused (ops/attention.h is the driver):
 //   s[i, j]  = (sum_t q[i*ldq + t] * k[j*ldk + t]) * scale     float32 dot product, then one multiply
@@ -145,5 +158,9 @@ namespace avx512 {
 void attention_head(const AttentionHead& a);
 void exp_row(const float* x, float* y, std::size_t n);
 }  // namespace avx512
+namespace neon {
+void attention_head(const AttentionHead& a);
+void exp_row(const float* x, float* y, std::size_t n);
+}  // namespace neon
 
 }  // namespace mbl::kernels

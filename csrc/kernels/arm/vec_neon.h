@@ -1,4 +1,4 @@
-// 4-lane float vector for NEON: AArch64 ASIMD, or ARMv7 NEON (built with -mfpu=neon). Include only from
+// 4-lane float vector for NEON: AArch64 ASIMD, or ARMv7 NEON (built with -mfpu=neon-vfpv4). Include only from
 // TUs compiled for NEON; see ../x86/vec_avx2.h for why.
 #pragma once
 
@@ -7,6 +7,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+
+// Every NEON kernel promises one rounding per multiply-add (kernels.h), so ARMv7 needs VFPv4's vfmaq_f32.
+#if !defined(__aarch64__) && !defined(__ARM_FEATURE_FMA)
+#error "ARMv7 NEON kernels need -mfpu=neon-vfpv4 (fused multiply-add)"
+#endif
 
 namespace mbl::kernels::neon {
 
@@ -39,13 +44,7 @@ struct Vec {
   static Reg add(Reg a, Reg b) { return vaddq_f32(a, b); }
   static Reg sub(Reg a, Reg b) { return vsubq_f32(a, b); }
   static Reg mul(Reg a, Reg b) { return vmulq_f32(a, b); }
-  static Reg fma(Reg a, Reg b, Reg c) {
-#if defined(__aarch64__) || defined(__ARM_FEATURE_FMA)
-    return vfmaq_f32(c, a, b);
-#else
-    return vmlaq_f32(c, a, b);  // plain ARMv7 NEON has no fused multiply-add; this rounds a*b first
-#endif
-  }
+  static Reg fma(Reg a, Reg b, Reg c) { return vfmaq_f32(c, a, b); }
   // Pairwise adds available on ARMv7 too (vaddvq_f32 is AArch64 only).
   static float hsum(Reg v) {
     float32x2_t s = vadd_f32(vget_low_f32(v), vget_high_f32(v));
