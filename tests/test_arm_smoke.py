@@ -128,16 +128,21 @@ def _native_usable():
 
 
 # ---------------------------------------------------------------------------------------------- model parity
-@pytest.mark.parametrize("config_name", list(CONFIGS))
-@pytest.mark.parametrize("class_name", PT_CLASSES)
-def test_native_matches_reference(class_name, config_name):
+def _model_pair(class_name, config_name):
+    """(config, reference model, native model) with the same perturbed weights."""
     _native_usable()
     cls = getattr(mbl, class_name)
     config = make_config(class_name, config_name)
     params = perturbed_params(cls, config, seed=len(class_name))
-    ref_model = cls(config, params, backend="reference")
     nat_model = cls(config, params, backend="native")
     assert nat_model.backend == "native"
+    return config, cls(config, params, backend="reference"), nat_model
+
+
+@pytest.mark.parametrize("config_name", list(CONFIGS))
+@pytest.mark.parametrize("class_name", PT_CLASSES)
+def test_native_matches_reference(class_name, config_name):
+    config, ref_model, nat_model = _model_pair(class_name, config_name)
     feed = make_inputs(class_name, np.random.default_rng(0))
     flags = dict(output_hidden_states=True, output_attentions=True)
     ref, nat = ref_model(**feed, **flags), nat_model(**feed, **flags)
@@ -154,12 +159,7 @@ def test_native_matches_reference(class_name, config_name):
 @pytest.mark.parametrize("config_name", list(CONFIGS))
 @pytest.mark.parametrize("class_name", TF_CLASSES)
 def test_tf_twin_native_matches_reference(class_name, config_name):
-    _native_usable()
-    cls = getattr(mbl, class_name)
-    config = make_config(class_name, config_name)
-    params = perturbed_params(cls, config, seed=len(class_name))
-    ref_model = cls(config, params, backend="reference")
-    nat_model = cls(config, params, backend="native")
+    config, ref_model, nat_model = _model_pair(class_name, config_name)
     feed = make_inputs(class_name, np.random.default_rng(1))
     ref = ref_model(feed, output_hidden_states=True, output_attentions=True)
     nat = nat_model(feed, output_hidden_states=True, output_attentions=True)
