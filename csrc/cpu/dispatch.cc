@@ -113,7 +113,7 @@ KernelTable make_table(Isa isa) {
   if (isa == Isa::neon || isa == Isa::neon_dotprod) {
     t.add_norm = {k::neon::add_norm, "neon"};
 #if defined(__aarch64__)
-    t.gemm = {k::neon::gemm_ukernel, k::neon::gemm_pack, k::neon::kGemmMr, k::neon::kGemmNr, "neon_8x12",
+    t.gemm = {k::neon::gemm_ukernel, k::neon::gemm_pack, k::neon::kGemmMr, k::neon::kGemmNr, "neon_6x12",
               k::neon::fma_probe, k::neon::kProbeFlops};
     t.attention = {k::neon::attention_head, k::neon::exp_row, "neon_4x16"};
 #else

@@ -1,5 +1,7 @@
 // NEON GEMM microkernel, same contract and layout as the x86 ones (kernels.h GemmTile, gemm_pack_impl.h).
-// AArch64 8x12: 24 q accumulators + 3 weight vectors + 2 registers of A (4 rows each) = 29 of the 32.
+// AArch64 6x12: 18 q accumulators + 3 weight vectors + 6 registers of A (4 consecutive k of one row each) = 27
+// of the 32; the k loop runs 4 steps per iteration, each FMA taking its A value by lane (vfmaq_laneq_f32), so A is
+// read with one plain vector load per row and 4 k steps instead of lane-by-lane gathers every step.
 // ARMv7 4x8: 8 accumulators + 2 weight vectors + 1 broadcast of its 16 q-registers (needs VFPv4 for
 // the fused vfmaq_f32; the contract asks for one rounding per multiply-add).
 // Per k: NV weight loads from the packed panel, MR scalar loads of A, MR*NV FMAs. The
@@ -33,6 +35,25 @@ inline float32x4_t clamp(float32x4_t v, float32x4_t lo, float32x4_t hi) {
   return vbslq_f32(vcgtq_f32(v, hi), hi, v);
 }
 
+#if defined(__aarch64__)
+// One k step j (0..3) for every row: the weights of step j, times lane j of each row's A vector.
+template <std::size_t MR, int J>
+inline void step_lane(float32x4_t (&acc)[MR][kNv], const float32x4_t (&a4)[MR], const float* w) {
+  float32x4_t wv[kNv];
+  MBL_UNROLL for (std::size_t v = 0; v < kNv; ++v) wv[v] = vld1q_f32(w + J * kNr + v * kW);
+  MBL_UNROLL for (std::size_t m = 0; m < MR; ++m) MBL_UNROLL for (std::size_t v = 0; v < kNv; ++v)
+      acc[m][v] = vfmaq_laneq_f32(acc[m][v], wv[v], a4[m], J);
+}
+
+template <std::size_t MR>
+inline void step4(float32x4_t (&acc)[MR][kNv], const float32x4_t (&a4)[MR], const float* w) {
+  step_lane<MR, 0>(acc, a4, w);
+  step_lane<MR, 1>(acc, a4, w);
+  step_lane<MR, 2>(acc, a4, w);
+  step_lane<MR, 3>(acc, a4, w);
+}
+#endif
+
 template <std::size_t MR>
 void tile(const GemmTile& t) {
   float32x4_t acc[MR][kNv];
@@ -44,7 +65,18 @@ void tile(const GemmTile& t) {
   const float* a = t.A;
   const std::size_t lda = t.lda;
   const float* w = t.panel;
-  for (std::size_t k = 0; k < t.K; ++k, w += kNr) {
+  std::size_t k = 0;
+#if defined(__aarch64__)
+  // 4 k steps at a time; each row's A[k..k+3] is one vector load, lane j feeds step k+j. The FMAs happen in the
+  // same order as one step at a time (k ascending per accumulator), so results are bitwise the same.
+  for (; k + 4 <= t.K; k += 4) {
+    float32x4_t a4[MR];
+    MBL_UNROLL for (std::size_t m = 0; m < MR; ++m) a4[m] = vld1q_f32(a + m * lda + k);
+    step4<MR>(acc, a4, w);
+    w += 4 * kNr;
+  }
+#endif
+  for (; k < t.K; ++k, w += kNr) {
     float32x4_t wv[kNv];
     MBL_UNROLL for (std::size_t v = 0; v < kNv; ++v) wv[v] = vld1q_f32(w + v * kW);
 #if defined(__aarch64__)
