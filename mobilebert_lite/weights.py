@@ -301,20 +301,29 @@ def _read_files(paths, only=None) -> dict:
     return out
 
 
-def _read_sharded(directory, index_path) -> dict:
+def read_shard_index(index_path) -> tuple[dict, list[str]]:
+    """A sharded checkpoint's index (safetensors, .bin or h5: the same JSON) -> (tensor -> shard file name, the
+    shard paths), each shard checked to be a plain file name present beside the index."""
     try:
         with open(index_path, encoding="utf-8") as f:
             weight_map = json.load(f)["weight_map"]
         if not isinstance(weight_map, dict):
             raise TypeError
-    except (json.JSONDecodeError, KeyError, TypeError):
+        files = sorted(set(weight_map.values()))
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
         raise CheckpointError(f"{os.path.basename(index_path)} is not a valid sharded-checkpoint index "
                               "(expected a JSON object with a 'weight_map')") from None
-    files = sorted(set(weight_map.values()))
+    directory = os.path.dirname(index_path)
     for name in files:
-        if os.path.basename(name) != name or not os.path.isfile(os.path.join(directory, name)):
+        if not isinstance(name, str) or os.path.basename(name) != name \
+                or not os.path.isfile(os.path.join(directory, name)):
             raise CheckpointError(f"shard {name!r} listed in {os.path.basename(index_path)} is missing")
-    tensors = _read_files([os.path.join(directory, n) for n in files], only=weight_map)
+    return weight_map, [os.path.join(directory, n) for n in files]
+
+
+def _read_sharded(directory, index_path) -> dict:
+    weight_map, paths = read_shard_index(index_path)
+    tensors = _read_files(paths, only=weight_map)
     absent = sorted(set(weight_map) - set(tensors))
     if absent:
         raise CheckpointError(f"tensor {absent[0]!r} is listed in the index but not found in shard "

@@ -30,18 +30,9 @@ def find_bin_checkpoint(directory) -> str | None:
 
 
 def _shards(index_path) -> list[str]:
-    try:
-        with open(index_path, encoding="utf-8") as f:
-            weight_map = json.load(f)["weight_map"]
-        files = sorted(set(weight_map.values()))
-    except (OSError, json.JSONDecodeError, KeyError, TypeError, AttributeError):
-        raise CheckpointError(f"{os.path.basename(index_path)} is not a valid sharded-checkpoint index (expected a "
-                              "JSON object with a 'weight_map')") from None
-    directory = os.path.dirname(index_path)
-    for name in files:
-        if os.path.basename(name) != name or not os.path.isfile(os.path.join(directory, name)):
-            raise CheckpointError(f"shard {name!r} listed in {os.path.basename(index_path)} is missing")
-    return [os.path.join(directory, n) for n in files]
+    from ..weights import read_shard_index
+
+    return read_shard_index(index_path)[1]
 
 
 def _merge(parts: list[dict], what: str) -> dict:

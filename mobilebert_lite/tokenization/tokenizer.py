@@ -482,10 +482,7 @@ class MobileBertTokenizer:
 
     @staticmethod
     def clean_up_tokenization(text: str) -> str:
-        for old, new in ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
-                         (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")):
-            text = text.replace(old, new)
-        return text
+        return _replace_all(text, _CLEANUP)
 
     # --- saving --------------------------------------------------------------------------------------------------
     def save_vocabulary(self, save_directory: str | os.PathLike, filename_prefix: str | None = None) -> tuple[str]:
@@ -502,8 +499,18 @@ class MobileBertTokenizer:
                 f"do_lower_case={self.do_lower_case}, model_max_length={self.model_max_length})")
 
 
+# transformers' clean_up_tokenization; HF's WordPiece decoder applies the same list per token, in the same order,
+# with " do not" -> " don't" after " 'm".
+_CLEANUP = ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"), (" 'm", "'m"),
+            (" 's", "'s"), (" 've", "'ve"), (" 're", "'re"))
+_DECODER_CLEANUP = _CLEANUP[:7] + ((" do not", " don't"),) + _CLEANUP[7:]
+
+
+def _replace_all(text: str, pairs) -> str:
+    for old, new in pairs:
+        text = text.replace(old, new)
+    return text
+
+
 def _decoder_cleanup(token: str) -> str:
-    for old, new in ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
-                     (" 'm", "'m"), (" do not", " don't"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")):
-        token = token.replace(old, new)
-    return token
+    return _replace_all(token, _DECODER_CLEANUP)
