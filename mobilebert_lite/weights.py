@@ -274,7 +274,7 @@ def read_raw_weights(directory, weights_format: str = "pt") -> dict:
     if os.path.isfile(single):
         return _read_files([single])
     if os.path.isfile(index):
-        return _read_sharded(directory, index)
+        return _read_sharded(index)
     found = convert.find_bin_checkpoint(directory)
     if found is not None:
         return {k: _as_float32(v) for k, v in convert.read_bin_checkpoint(found).items()}
@@ -321,7 +321,7 @@ def read_shard_index(index_path) -> tuple[dict, list[str]]:
     return weight_map, [os.path.join(directory, n) for n in files]
 
 
-def _read_sharded(directory, index_path) -> dict:
+def _read_sharded(index_path) -> dict:
     weight_map, paths = read_shard_index(index_path)
     tensors = _read_files(paths, only=weight_map)
     absent = sorted(set(weight_map) - set(tensors))

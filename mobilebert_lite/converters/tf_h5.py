@@ -116,7 +116,7 @@ def pt_to_tf_variable(name: str, layer_norm: bool) -> tuple[str, str, bool]:
     else:
         layer = parts[0]
     # the variable path repeats the layer name: `predictions___cls/predictions/...`, `mobilebert/encoder/...`
-    body = parts[1:] if parts[0] == "cls" else parts[1:]
+    body = parts[1:]
     path, i = [layer], 0
     while i < len(body) - 1:  # numbered lists: encoder layers are `layer_._i`, ffn stays `ffn.j` (a dot)
         if body[i] == "layer" and body[i + 1].isdigit():
@@ -148,14 +148,14 @@ def write_tf_h5(path, pt_name: str, params: dict, config) -> None:
     """Write `params` (canonical names) as transformers 4.x's TF twin of the PyTorch-named class `pt_name` saves
     them (atomically: a failure leaves no partial file)."""
     from ..io_utils import atomic_write
-    from ..weights import display_name
+    from ..weights import HEADS, display_name
 
     h5py = _h5py()
     scope, layers = _TF_LAYOUT[pt_name]
     layer_norm = config.normalization_type == "layer_norm"
     by_layer: dict[str, list[tuple[str, np.ndarray]]] = {name: [] for name in layers}
     full = dict(params)
-    if "mlm" in _heads(pt_name) and "cls.predictions.decoder.weight" not in full:
+    if "mlm" in HEADS[pt_name][0] and "cls.predictions.decoder.weight" not in full:
         full["cls.predictions.decoder.weight"] = params["embeddings.word_embeddings.weight"]  # TF never ties
     for canonical, value in full.items():
         if canonical == "cls.predictions.decoder.bias":
@@ -181,8 +181,3 @@ def write_tf_h5(path, pt_name: str, params: dict, config) -> None:
 
     atomic_write(path, write)
 
-
-def _heads(class_name: str) -> tuple:
-    from ..weights import HEADS
-
-    return HEADS[class_name][0]
