@@ -23,9 +23,12 @@ OPENBLAS_WORKAROUND_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
                "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 
-ENGINES = ("native", "reference", "ort_fp32", "ort_int8", "torch")
+# native_int8: ours with quantize="int8" (encoder Linears int8: weights per output channel, activations per token;
+# mobilebert_lite/quantization.py), from the same safetensors.
+ENGINES = ("native", "native_int8", "reference", "ort_fp32", "ort_int8", "torch")
 ENGINE_LABEL = {
     "native": "mbl native",
+    "native_int8": "mbl int8",
     "reference": "mbl reference",
     "ort_fp32": "ORT fp32",
     "ort_int8": "ORT int8",
@@ -218,10 +221,14 @@ def make_inputs(shapes, seed: int = 1234) -> dict:
 def load_engine(engine: str, workdir: Path, threads: int):
     p = paths(workdir)
     info = {}
-    if engine in ("native", "reference"):
+    if engine in ("native", "native_int8", "reference"):
         import mobilebert_lite as mbl
 
-        m = mbl.MobileBertModel.from_pretrained(str(p["hf"]), backend=engine, num_threads=threads)
+        int8 = engine == "native_int8"
+        m = mbl.MobileBertModel.from_pretrained(str(p["hf"]), backend="native" if int8 else engine,
+                                                num_threads=threads, quantize="int8" if int8 else None)
+        if int8:
+            info.update(quantize=m.quantize, int8_linears=m.engine.int8_linears)
         ri = mbl.runtime_info()
         info["runtime_info"] = {k: ri.get(k) for k in ("isa", "kernels", "threads", "build", "default_backend")}
 

@@ -2,7 +2,8 @@
 """End-to-end latency of mobilebert-lite vs ONNX Runtime (fp32, dynamic int8) and PyTorch eager, same weights,
 same inputs, one run.
 
-    python benchmarks/bench_model.py                     # native vs ORT fp32 / ORT int8 / PyTorch, 1 and 2 threads
+    python benchmarks/bench_model.py                     # native fp32 + int8 vs ORT fp32 / ORT int8 / PyTorch,
+                                                         # 1 and 2 threads
     python benchmarks/bench_model.py --all --json out.json
     python benchmarks/bench_model.py --quick             # fewer/shorter repetitions
 
@@ -26,7 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
 DEFAULT_SHAPES = ((1, 16), (1, 128), (1, 384), (8, 128))
-DEFAULT_ENGINES = ("native", "ort_fp32", "ort_int8", "torch")
+DEFAULT_ENGINES = ("native", "native_int8", "ort_fp32", "ort_int8", "torch")
+ENGINES = C.ENGINES
+ENGINE_LABEL = C.ENGINE_LABEL
+OURS = ("native", "reference", "native_int8")
+load_engine = C.load_engine
 
 
 def encoder_gflop(b: int, L: int) -> float:
@@ -41,9 +46,9 @@ def encoder_gflop(b: int, L: int) -> float:
 def child_main(a) -> int:
     import numpy as np
 
-    fp = C.package_fingerprint() if a.child in ("native", "reference") else None
+    fp = C.package_fingerprint() if a.child in OURS else None
     t0 = time.perf_counter()
-    run, info = C.load_engine(a.child, Path(a.workdir), a.threads)
+    run, info = load_engine(a.child, Path(a.workdir), a.threads)
     load_s = time.perf_counter() - t0
     data = np.load(C.paths(a.workdir)["inputs"])
     keys = sorted({k.split(":")[0] for k in data.files}, key=lambda s: (int(s.split("x")[0]) * int(s.split("x")[1])))
@@ -127,8 +132,8 @@ def check_targets(table: dict) -> list:
     def t(key, thr, eng):
         return table.get((key, thr), {}).get(eng)
 
-    def ratio(key, thr, comp):
-        ours, other = t(key, thr, "native"), t(key, thr, comp)
+    def ratio(key, thr, comp, ours_engine="native"):
+        ours, other = t(key, thr, ours_engine), t(key, thr, comp)
         return None if not ours or not other else other / ours
 
     def suspect(comp, key, thr):
@@ -158,8 +163,15 @@ def check_targets(table: dict) -> list:
         a, b = t(key, 1, "native"), t(key, 2, "native")
         r = None if not a or not b else a / b
         rows.append((f"ours 2 threads vs 1, {key}: >= 1.8x", r, None if r is None else r >= 1.8))
-    rows.append(("int8 vs ORT dynamic int8: >= 1.3x (1.5x at (1,16) / 2-thread single sequences)", None,
-                 "n/a: no int8 engine yet"))
+    # int8: >= 1.3x ORT dynamic int8 everywhere; >= 1.5x at (1,16) and for single sequences on 2 threads
+    for thr in (1, 2):
+        for key in ("1x16", "1x128", "1x384", "8x128"):
+            need = 1.5 if key == "1x16" or (key.startswith("1x") and thr == 2) else 1.3
+            r = ratio(key, thr, "ort_int8", "native_int8")
+            met = None if r is None else r >= need
+            if met and suspect("ort_int8", key, thr):
+                met = "suspect: ORT int8 2-thread time > 1.5x its 1-thread time"
+            rows.append((f"int8 vs ORT int8, {thr} thread(s), {key}: >= {need}x", r, met))
     return rows
 
 
@@ -176,7 +188,7 @@ def fmt_ms(x):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workdir", default=str(C.DEFAULT_WORKDIR), help="model/ONNX cache dir (default %(default)s)")
-    ap.add_argument("--engines", default=",".join(DEFAULT_ENGINES), help=f"comma list of {','.join(C.ENGINES)}")
+    ap.add_argument("--engines", default=",".join(DEFAULT_ENGINES), help=f"comma list of {','.join(ENGINES)}")
     ap.add_argument("--all", action="store_true", help="also run the mobilebert-lite reference (NumPy) backend")
     ap.add_argument("--threads", default="1,2", help="comma list (default %(default)s)")
     ap.add_argument("--shapes", default=",".join(f"{b}x{L}" for b, L in DEFAULT_SHAPES), help="e.g. 1x16,8x128")
@@ -213,7 +225,7 @@ def main(argv=None) -> int:
     if a.all and "reference" not in engines:
         engines.insert(1, "reference")
     for e in engines:
-        if e not in C.ENGINES:
+        if e not in ENGINES:
             ap.error(f"unknown engine {e}")
     threads = [int(x) for x in a.threads.split(",")]
     shapes = [tuple(int(v) for v in s.split("x")) for s in a.shapes.split(",")]
@@ -236,7 +248,7 @@ def main(argv=None) -> int:
         for eng in engines:
             best = None
             for rep in range(a.repeat):
-                print(f"  running {C.ENGINE_LABEL[eng]:<14} threads={thr} process {rep + 1}/{a.repeat} ...",
+                print(f"  running {ENGINE_LABEL[eng]:<14} threads={thr} process {rep + 1}/{a.repeat} ...",
                       end=" ", flush=True)
                 res, npz = run_child(eng, thr, a, tmp)
                 if npz is None:
@@ -279,11 +291,12 @@ def main(argv=None) -> int:
 
     # ----- print -----
     ri = None
-    for (eng, _thr), res in results.items():
-        if eng == "native" and res and "info" in res:
+    for (eng, _thr), res in sorted(results.items(), key=lambda kv: kv[0][0] != "native"):
+        if eng in ("native", "native_int8") and res and "info" in res:
             ri = res["info"].get("runtime_info")
             break
-    blas = next((r.get("blas") for (e, t), r in results.items() if e == "native" and r and r.get("blas")), None)
+    blas = next((r.get("blas") for (e, t), r in results.items() if e in ("native", "native_int8") and r
+                 and r.get("blas")), None)
     vers = C.versions()
     print()
     print(f"CPU      : {C.cpu_model()}")
@@ -304,10 +317,13 @@ def main(argv=None) -> int:
           f"{'removed: ' + ', '.join(removed) if removed else 'not set'}")
     print()
     eng_cols = [e for e in engines]
-    hdr = ["shape", "thr"] + [C.ENGINE_LABEL[e] + " ms" for e in eng_cols]
+    hdr = ["shape", "thr"] + [ENGINE_LABEL[e] + " ms" for e in eng_cols]
     comps = [c for c in ("ort_fp32", "ort_int8", "torch") if c in engines]
+    int8_ratio = "native_int8" in engines and "ort_int8" in engines
     if "native" in engines:
         hdr += [f"{C.ENGINE_LABEL[c]}/ours" for c in comps]
+    if int8_ratio:
+        hdr += ["ORT int8/ours int8"]
     hdr += ["GFLOP/s ours" if "native" in engines else ""]
     rows = []
     for thr in threads:
@@ -329,6 +345,11 @@ def main(argv=None) -> int:
                 ours = tr.get("native")
                 for c in comps:
                     row.append(f"{tr[c] / ours:.2f}" if ours and tr.get(c) else "-")
+            if int8_ratio:
+                q, o8 = tr.get("native_int8"), tr.get("ort_int8")
+                row.append(f"{o8 / q:.2f}" if q and o8 else "-")
+            if "native" in engines:
+                ours = tr.get("native")
                 row.append(f"{encoder_gflop(b, L) / (ours / 1e3):.1f}" if ours else "-")
             rows.append(row)
     hdr = [h for h in hdr if h]
@@ -339,7 +360,8 @@ def main(argv=None) -> int:
     for r in rows:
         print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
     print("\nms = median; [x] = max|x - torch| / max(1, max|torch|) of last_hidden_state vs PyTorch fp32 (1 thread);"
-          "\nX/ours = X's median / ours: > 1 means mobilebert-lite is faster. min/p90/runs are in --json."
+          "\nX/ours = X's median / ours (mbl native, fp32): > 1 means mobilebert-lite is faster; ORT int8/ours int8 = "
+          "ORT int8's median / mbl int8's (quantize=\"int8\"). min/p90/runs are in --json."
           "\n* = the medians of the --repeat processes differ by more than 1.5x (the lowest is shown).")
 
     # thread scaling
@@ -352,9 +374,9 @@ def main(argv=None) -> int:
                 one = table.get((key, 1), {}).get(e)
                 many = table.get((key, max(threads)), {}).get(e)
                 cells.append(f"({b},{L}) {one / many:.2f}" if one and many else f"({b},{L}) -")
-            print(f"  {C.ENGINE_LABEL[e]:<14} " + "  ".join(cells))
+            print(f"  {ENGINE_LABEL[e]:<14} " + "  ".join(cells))
 
-    targets = check_targets(table) if "native" in engines else []
+    targets = check_targets(table) if "native" in engines or "native_int8" in engines else []
     if targets:
         print("\nDESIGN.md §5 targets (checkable here):")
         for name, val, met in targets:

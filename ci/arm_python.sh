@@ -57,8 +57,8 @@ PYTAGS=(--only-binary=:all: --python-version 3.11 --implementation cp --abi cp31
 if [[ -n ${ARM_TESTS:-} ]]; then
   read -ra TESTS <<< "$ARM_TESTS"
 else
-  TESTS=(tests/test_arm_smoke.py tests/test_tokenizer_core.py tests/test_tf_goldens.py tests/test_native_kernels.py
-         tests/test_native_gemm.py -k "not test_force_isa_")
+  TESTS=(tests/test_arm_smoke.py tests/test_int8_kernels.py tests/test_tokenizer_core.py tests/test_tf_goldens.py
+         tests/test_native_kernels.py tests/test_native_gemm.py -k "not test_force_isa_")
 fi
 step() { printf '\n== [%4ds] %s\n' $((SECONDS - START)) "$*"; }
 

@@ -66,11 +66,12 @@ class NativeEngine:
         self.config = config
         # Default: MBL_NUM_THREADS, else every CPU (validated by the native side, which owns the pools).
         threads = num_threads or _C.runtime_info()["threads"]
-        weights = {k: _f32(v) for k, v in params.items()}
+        weights = {k: v if v.dtype == np.int8 else _f32(v) for k, v in params.items()}  # int8: quantised Linears
         file_backed = [k for k, v in weights.items() if _is_file_backed(v)]
         quirk_eps, mask_value = reference.quirks(config, semantics)
         native_config = {**config.to_dict(), "_quirk_eps": quirk_eps, "_mask_value": mask_value}
         self._engine = _C.Engine(native_config, weights, head_layout(class_name), threads, file_backed)
+        self.int8_linears = self._engine.int8_linears
 
     @property
     def num_threads(self):

@@ -90,11 +90,13 @@ def _positive_int(value: str, expected: str = "a positive integer") -> int:
 
 
 def add_runtime_arguments(p: argparse.ArgumentParser) -> None:
-    """--batch-size, --threads, --backend: shared by the task subcommands, bench and demo."""
+    """--batch-size, --threads, --backend, --quantize: shared by the task subcommands, bench and demo."""
     p.add_argument("--batch-size", type=_positive_int, default=1,
                    help="inputs padded together per model call (default 1: each input alone, exact results)")
     p.add_argument("--threads", type=_positive_int, help="threads for the native engine (default: every CPU)")
     p.add_argument("--backend", choices=("native", "reference"), help="engine (default: native when built)")
+    p.add_argument("--quantize", choices=("int8",), help="run the encoder's Linears in int8 (a checkpoint written "
+                   "by `mobilebert-lite quantize` runs in int8 without it)")
 
 
 def add_task_parser(sub, task: str) -> None:
@@ -317,7 +319,7 @@ def load_task_pipeline(args):
         model = default_model_dir()
     hub.resolve_model_dir(model, kind="model")  # a clear "not found" before any other work
     return pipeline(args.task, model=model, tokenizer=args.tokenizer, batch_size=args.batch_size,
-                    num_threads=args.threads, backend=args.backend)
+                    num_threads=args.threads, backend=args.backend, quantize=args.quantize)
 
 
 def run_task(args) -> int:

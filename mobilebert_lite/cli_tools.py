@@ -61,7 +61,8 @@ def cmd_bench(args) -> int:
     name = (config.architectures or ["MobileBertModel"])[0]
     if name not in modeling.MODEL_CLASSES or name == "MobileBertForMultipleChoice":
         name = "MobileBertModel"  # time the encoder: the multiple-choice head wants a 3-D input
-    model = modeling.MODEL_CLASSES[name].from_pretrained(model_dir, backend=args.backend, num_threads=args.threads)
+    model = modeling.MODEL_CLASSES[name].from_pretrained(model_dir, backend=args.backend, num_threads=args.threads,
+                                                         quantize=args.quantize)
     if max(length for _, length in shapes) > config.max_position_embeddings:
         raise ValueError(f"the model takes at most {config.max_position_embeddings} tokens")
     rng = np.random.default_rng(0)
@@ -101,14 +102,14 @@ def read_demo_sentences(path: str = DEMO_SENTENCES) -> list[str]:
         return [line.strip() for line in f if line.strip() and not line.startswith("#")]
 
 
-def sentence_embedder(model_dir: str, *, backend=None, threads=None, batch_size: int = 1):
+def sentence_embedder(model_dir: str, *, backend=None, threads=None, batch_size: int = 1, quantize=None):
     """(embed(texts) -> unit vectors [n, hidden], description). Prefers the SentenceEmbeddingPipeline; without it,
     mean pooling over MobileBertModel's last hidden state (what sentence-transformers does for this model)."""
     try:
         from .pipelines import pipeline
 
         pipe = pipeline("sentence-embeddings", model=model_dir, batch_size=batch_size, num_threads=threads,
-                        backend=backend)
+                        backend=backend, quantize=quantize)
     except ImportError:
         pipe = None
     if pipe is not None:
@@ -120,7 +121,7 @@ def sentence_embedder(model_dir: str, *, backend=None, threads=None, batch_size:
     from .modeling import MobileBertModel
     from .tokenization import MobileBertTokenizerFast
 
-    model = MobileBertModel.from_pretrained(model_dir, backend=backend, num_threads=threads)
+    model = MobileBertModel.from_pretrained(model_dir, backend=backend, num_threads=threads, quantize=quantize)
     tokenizer = MobileBertTokenizerFast.from_pretrained(model_dir)
 
     def embed(texts):
@@ -149,7 +150,7 @@ def cmd_demo(args) -> int:
         raise ValueError("the sentence file holds no sentences")
     queries = args.query or list(DEMO_QUERIES)
     embed, how = sentence_embedder(model_dir, backend=args.backend, threads=args.threads,
-                                   batch_size=args.batch_size)
+                                   batch_size=args.batch_size, quantize=args.quantize)
     embed(sentences[:1])  # warm-up, so the timing below is steady-state
     load_s = time.perf_counter() - t0
     t1 = time.perf_counter()

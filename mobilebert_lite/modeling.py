@@ -21,6 +21,7 @@ from .outputs import (
     SequenceClassifierOutput,
     TokenClassifierOutput,
 )
+from .quantization import check_quantize, is_quantized_checkpoint, quantize_params, split_quantized
 from .weights import class_spec, read_raw_weights, save_weights, select_weights
 
 
@@ -35,14 +36,25 @@ class MobileBertPreTrainedModel:
         return next(c.__name__ for c in cls.__mro__ if c.__name__ in MODEL_CLASSES)
 
     def __init__(self, config: MobileBertConfig, params: dict | None = None, *, backend: str | None = None,
-                 num_threads: int | None = None, seed: int = 0):
+                 num_threads: int | None = None, seed: int = 0, quantize: str | None = None):
         if not isinstance(config, MobileBertConfig):
             raise TypeError(f"config must be a MobileBertConfig, got {type(config).__name__}")
         config.validate()
         self._check_config(config)
+        check_quantize(quantize)
         self.config = config
         name = self._spec_name()
+        stored = None
+        if params is not None and is_quantized_checkpoint(params):
+            # an int8 checkpoint (or an int8 model's params) runs the Linears it holds in int8, as they are
+            params, stored = split_quantized(params)
+            quantize = "int8"
         params = random_params(config, name, seed) if params is None else select_weights(config, name, params)
+        if stored is not None:
+            params = quantize_params(params, stored, only=stored.__contains__)
+        elif quantize == "int8":
+            params = quantize_params(params)
+        self.quantize, self._stored_int8 = quantize, stored
         self.params = params
         self.engine = make_engine(config, params, name, backend, num_threads, self._semantics)
         self.backend = self.engine.name
@@ -56,9 +68,13 @@ class MobileBertPreTrainedModel:
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *, config: MobileBertConfig | None = None,
                         backend: str | None = None, num_threads: int | None = None, from_tf: bool = False,
-                        weights_format: str | None = None, **config_overrides):
+                        weights_format: str | None = None, quantize: str | None = None, **config_overrides):
         """Load a local model directory: config.json + model.safetensors (or a sharded index, or a
-        pytorch_model.bin read without torch); with from_tf=True, tf_model.h5 (needs h5py)."""
+        pytorch_model.bin read without torch); with from_tf=True, tf_model.h5 (needs h5py).
+
+        quantize="int8" runs the encoder's Linears in int8 (weights per output channel, activations per token;
+        see mobilebert_lite/quantization.py); a checkpoint written by `mobilebert-lite quantize` runs in int8
+        without it."""
         fmt = weights_format or ("tf" if from_tf else "pt")
         path = resolve_model_dir(pretrained_model_name_or_path,
                                  ("tf_model.h5", "tf_model.h5.index.json") if fmt == "tf" else MODEL_FILES)
@@ -66,22 +82,23 @@ class MobileBertPreTrainedModel:
             config = MobileBertConfig.from_pretrained(path, **config_overrides)
         elif config_overrides:
             raise TypeError("pass either config= or config overrides, not both")
-        return cls(config, read_raw_weights(path, fmt), backend=backend, num_threads=num_threads)
+        return cls(config, read_raw_weights(path, fmt), backend=backend, num_threads=num_threads, quantize=quantize)
 
     def save_pretrained(self, save_directory) -> None:
         """Write config.json and model.safetensors with HF's key names for this class (loadable by HF)."""
         os.makedirs(save_directory, exist_ok=True)
         config = self.config.copy()
         config.architectures = [type(self).__name__]
-        save_weights(save_directory, self._spec_name(), self.params)
+        save_weights(save_directory, self._spec_name(), self.params, self._stored_int8)
         config.save_pretrained(save_directory)
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
     def __repr__(self) -> str:
+        q = f", quantize={self.quantize!r}" if self.quantize else ""
         return (f"{type(self).__name__}(layers={self.config.num_hidden_layers}, hidden={self.config.hidden_size}, "
-                f"backend={self.backend!r})")
+                f"backend={self.backend!r}{q})")
 
     # ------------------------------------------------------------------------------------------ plumbing
     def _encode(self, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,

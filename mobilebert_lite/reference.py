@@ -17,6 +17,7 @@ import numpy as np
 
 from .activations import apply_activation
 from .config import MobileBertConfig
+from .quantization import Int8Weight, linear_weight
 
 TORCH_DEFAULT_LAYER_NORM_EPS = 1e-5
 _F32_MIN = np.finfo(np.float32).min
@@ -39,7 +40,9 @@ class NumpyOps:
     name = "reference"
 
     def linear(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
-        """x @ weight.T + bias, with weight in PyTorch's [out, in] layout."""
+        """x @ weight.T + bias, with weight in PyTorch's [out, in] layout (or an int8 Int8Weight)."""
+        if isinstance(weight, Int8Weight):
+            return weight(x, bias)
         y = np.matmul(x, weight.T)
         if bias is not None:
             y += bias
@@ -104,7 +107,8 @@ def embed(cfg, params, ops, input_ids, inputs_embeds, token_type_ids, position_i
             [np.concatenate([x[:, 1:], zero], 1), x, np.concatenate([zero, x[:, :-1]], 1)], axis=2
         )
     if cfg.trigram_input or cfg.embedding_size != cfg.hidden_size:
-        x = ops.linear(x, params[p + "embedding_transformation.weight"], params[p + "embedding_transformation.bias"])
+        t = p + "embedding_transformation."
+        x = ops.linear(x, linear_weight(params, t), params[t + "bias"])
     x = x + params[p + "position_embeddings.weight"][position_ids]
     x = x + params[p + "token_type_embeddings.weight"][token_type_ids]
     return ops.add_norm(x, params[p + "LayerNorm.weight"], params[p + "LayerNorm.bias"],
@@ -113,10 +117,14 @@ def embed(cfg, params, ops, input_ids, inputs_embeds, token_type_ids, position_i
 
 def _dense_norm(ops, params, norms, prefix, norm_prefix, x, residual, eps=None):
     """norm(x @ W.T + b + residual) for the dense layer `prefix` and the norm `norm_prefix`."""
+    weight, bias = linear_weight(params, prefix), params[prefix + "bias"]
+    if isinstance(weight, Int8Weight):  # the bias goes into the dequantising fma, as in the native tile
+        y, bias = weight(x, bias), None
+    else:
+        y = ops.linear(x, weight)
     return ops.add_norm(
-        ops.linear(x, params[prefix + "weight"]), params[norm_prefix + "LayerNorm.weight"],
-        params[norm_prefix + "LayerNorm.bias"], bias=params[prefix + "bias"], residual=residual,
-        layer_norm=norms.layer_norm, eps=norms.config_eps if eps is None else eps,
+        y, params[norm_prefix + "LayerNorm.weight"], params[norm_prefix + "LayerNorm.bias"], bias=bias,
+        residual=residual, layer_norm=norms.layer_norm, eps=norms.config_eps if eps is None else eps,
     )
 
 
@@ -136,19 +144,19 @@ def encoder_layer(cfg, params, ops, i, X, keep, want_probs, semantics="pt"):
         q_in = k_in = v_in = layer_input = X
 
     a = p + "attention.self."
-    q = ops.linear(q_in, params[a + "query.weight"], params[a + "query.bias"])
-    k = ops.linear(k_in, params[a + "key.weight"], params[a + "key.bias"])
-    v = ops.linear(v_in, params[a + "value.weight"], params[a + "value.bias"])
+    q = ops.linear(q_in, linear_weight(params, a + "query."), params[a + "query.bias"])
+    k = ops.linear(k_in, linear_weight(params, a + "key."), params[a + "key.bias"])
+    v = ops.linear(v_in, linear_weight(params, a + "value."), params[a + "value.bias"])
     context, probs = ops.attention(q, k, v, keep, cfg.num_attention_heads, want_probs, norms.mask_value)
     A = _dense_norm(ops, params, norms, p + "attention.output.dense.", p + "attention.output.", context, layer_input)
 
     for j in range(cfg.num_feedforward_networks - 1):
         f = f"{p}ffn.{j}."
-        F = ops.activation(cfg.hidden_act, ops.linear(A, params[f + "intermediate.dense.weight"],
+        F = ops.activation(cfg.hidden_act, ops.linear(A, linear_weight(params, f + "intermediate.dense."),
                                                       params[f + "intermediate.dense.bias"]))
         A = _dense_norm(ops, params, norms, f + "output.dense.", f + "output.", F, A)
 
-    F = ops.activation(cfg.hidden_act, ops.linear(A, params[p + "intermediate.dense.weight"],
+    F = ops.activation(cfg.hidden_act, ops.linear(A, linear_weight(params, p + "intermediate.dense."),
                                                   params[p + "intermediate.dense.bias"]))
     # HF builds output.LayerNorm without passing the config eps: torch's default 1e-5 applies (not in TF).
     O = _dense_norm(ops, params, norms, p + "output.dense.", p + "output.", F, A, eps=norms.quirk_eps)

@@ -106,6 +106,11 @@ class TFMobileBertPreTrainedModel:
         """config.json and tf_model.h5 (Keras h5 layout, loadable by transformers 4.x TFMobileBert classes)."""
         from .converters import tf_h5
 
+        if self.quantize:
+            raise NotImplementedError("tf_model.h5 holds float weights only: save an int8 model with the PyTorch-"
+                                      "named class (an int8 model.safetensors), or quantise with "
+                                      "`mobilebert-lite quantize`")
+
         os.makedirs(save_directory, exist_ok=True)
         config = self.config.copy()
         config.architectures = [self._spec_name()]  # as transformers' TF save_pretrained writes it (no TF prefix)

@@ -331,10 +331,18 @@ def _read_sharded(index_path) -> dict:
     return tensors
 
 
-def save_weights(directory, class_name: str, params: dict) -> str:
-    """Write params (canonical names) as HF's state dict of `class_name` into directory/model.safetensors."""
+def save_weights(directory, class_name: str, params: dict, stored_int8: dict | None = None) -> str:
+    """Write params (canonical names) as HF's state dict of `class_name` into directory/model.safetensors; params
+    of an int8 model (quantization.py) are written as a quantised checkpoint, reusing `stored_int8`."""
+    from . import quantization
+
     os.makedirs(directory, exist_ok=True)
-    named = {display_name(class_name, k): np.ascontiguousarray(v, dtype=np.float32) for k, v in params.items()}
     path = os.path.join(directory, SAFE_WEIGHTS_NAME)
-    save_safetensors(named, path)
+    if not quantization.is_quantized_checkpoint(params):
+        named = {display_name(class_name, k): np.ascontiguousarray(v, dtype=np.float32) for k, v in params.items()}
+        save_safetensors(named, path)
+        return path
+    # display_name only prefixes, so a "<key>_scale" companion keeps following its tensor
+    named = {display_name(class_name, k): v for k, v in quantization.checkpoint_tensors(params, stored_int8).items()}
+    save_safetensors(named, path, metadata={quantization.FORMAT_KEY: quantization.FORMAT})
     return path

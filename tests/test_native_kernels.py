@@ -363,7 +363,7 @@ BAD_ARGS = {
     "out-overlaps-weight": ({"weight": _overlap_buf[0], "out": _overlap_buf[:3]}, "out overlaps weight"),
     "eps-negative": ({"eps": -1.0}, "eps must be >= 0"),
     "eps-nan": ({"eps": float("nan")}, "eps must be >= 0"),
-    "isa-unknown": ({"isa": "foo"}, "unknown isa 'foo'; expected one of scalar, avx2, avx512, neon"),
+    "isa-unknown": ({"isa": "foo"}, "unknown isa 'foo'; expected one of scalar, avx2, avx2_vnni, avx512, avx512_vnni, neon, neon_dotprod"),
 }
 
 
@@ -392,7 +392,8 @@ def test_runtime_info():
         "isa", "compiled_isas", "supported_isas", "cpu_features", "kernels", "threads", "forced_isa", "build"
     }  # fmt: skip
     assert "scalar" in info["compiled_isas"] and "scalar" in info["supported_isas"]
-    assert set(info["supported_isas"]) <= set(info["compiled_isas"]) <= {*ISAS, "neon_dotprod"}
+    assert set(info["supported_isas"]) <= set(info["compiled_isas"]) <= {*ISAS, "avx2_vnni", "avx512_vnni",
+                                                                        "neon_dotprod"}
     assert info["isa"] in info["supported_isas"]
     assert all(isinstance(k, str) and isinstance(v, bool) for k, v in info["cpu_features"].items())
     assert {"avx2", "fma", "avx512f", "avx512bw", "avx512dq", "avx512vl", "neon"} <= set(info["cpu_features"])
@@ -402,7 +403,8 @@ def test_runtime_info():
     assert info["forced_isa"] is None or info["forced_isa"] == os.environ.get("MBL_FORCE_ISA")
     assert isinstance(info["build"], str) and info["build"]
     if info["forced_isa"] is None:  # the default is the best supported ISA of this architecture
-        best = [i for i in ("avx512", "avx2", "neon", "scalar") if i in info["supported_isas"]][0]
+        order = ("avx512_vnni", "avx512", "avx2_vnni", "avx2", "neon_dotprod", "neon", "scalar")
+        best = [i for i in order if i in info["supported_isas"]][0]
         assert info["isa"] == best
 
 
@@ -444,7 +446,7 @@ def test_force_isa_unknown(tmp_path):
     """Import succeeds; every use of the active table raises RuntimeError naming the value; explicitly
     named ISAs keep working."""
     lines = run_forced("bogus", tmp_path)
-    error = "RuntimeError: unknown MBL_FORCE_ISA value 'bogus'; expected one of scalar, avx2, avx512, neon"
+    error = "RuntimeError: unknown MBL_FORCE_ISA value 'bogus'; expected one of scalar, avx2, avx2_vnni, avx512, avx512_vnni, neon, neon_dotprod"
     assert all(line.startswith(error) for line in lines[:3]), lines
     assert lines[3] == "ok 6.0"
 

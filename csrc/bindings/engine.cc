@@ -83,11 +83,14 @@ class PyEngine {
     mbl::model::WeightMap map;
     for (auto item : weights) {
       auto name = item.first.cast<std::string>();
-      if (!py::isinstance<py::array_t<float>>(item.second)) bad("weight '" + name + "' must be a float32 array");
+      const bool is_i8 = py::isinstance<py::array_t<std::int8_t>>(item.second);
+      if (!is_i8 && !py::isinstance<py::array_t<float>>(item.second))
+        bad("weight '" + name + "' must be a float32 (or, for a quantised Linear weight, int8) array");
       auto arr = py::reinterpret_borrow<py::array>(item.second);
       if (!(arr.flags() & py::array::c_style)) bad("weight '" + name + "' must be C-contiguous");
       mbl::model::TensorView view;
-      view.data = static_cast<const float*>(arr.data());
+      if (is_i8) view.i8 = static_cast<const std::int8_t*>(arr.data());
+      else view.data = static_cast<const float*>(arr.data());
       for (py::ssize_t i = 0; i < arr.ndim(); ++i) view.shape.push_back(static_cast<std::size_t>(arr.shape(i)));
       map[name] = view;
       weights_alive_.push_back(arr);  // embedding tables are used in place (memory-mapped), never copied
@@ -214,6 +217,7 @@ class PyEngine {
 
   int num_threads() const { return engine_->num_threads(); }
   std::string isa() const { return engine_->isa_name(); }
+  std::size_t int8_linears() const { return engine_->int8_linears(); }
 
  private:
   std::vector<py::array> weights_alive_;
@@ -232,5 +236,6 @@ void bind_engine(py::module_& m) {
            py::arg("token_type_ids"), py::arg("position_ids"), py::arg("keep"), py::arg("want_hidden") = false,
            py::arg("want_attentions") = false, py::arg("mlm_rows") = py::none())
       .def_property_readonly("num_threads", &PyEngine::num_threads)
-      .def_property_readonly("isa", &PyEngine::isa);
+      .def_property_readonly("isa", &PyEngine::isa)
+      .def_property_readonly("int8_linears", &PyEngine::int8_linears);
 }

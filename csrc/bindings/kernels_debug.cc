@@ -63,29 +63,56 @@ bool overlaps(const py::array& a, const py::array& b) {
 
 class PyPackedLinear {
  public:
-  PyPackedLinear(const py::object& weight_obj, const py::object& bias_obj, const std::optional<std::string>& isa) {
+  // float32 weight: ops::PackedLinear; int8 weight (values in [-127, 127]) with weight_scale: ops::QPackedLinear.
+  PyPackedLinear(const py::object& weight_obj, const py::object& bias_obj, const std::optional<std::string>& isa,
+                 const py::object& scale_obj, const py::object& smooth_obj) {
     const mbl::KernelTable& table = resolve_table(isa, "PackedLinear");
-    const py::array w = checked(weight_obj, "weight", {-1, -1});
+    const bool int8 = py::isinstance<py::array_t<std::int8_t>>(weight_obj);
+    py::array w;
+    if (int8) {
+      w = py::reinterpret_borrow<py::array>(weight_obj);
+      if (w.ndim() != 2) bad("weight must be 2-D, got shape " + shape_str(shape_of(w)));
+      if (!(w.flags() & py::array::c_style)) bad("weight must be C-contiguous");
+    } else {
+      w = checked(weight_obj, "weight", {-1, -1});
+    }
     const py::ssize_t N = w.shape(0), K = w.shape(1);
     if (N < 1 || K < 1) bad("weight must have N >= 1 and K >= 1, got shape " + shape_str(shape_of(w)));
-    std::optional<py::array> b;
+    std::optional<py::array> b, scale, smooth;
     if (!bias_obj.is_none()) b = checked(bias_obj, "bias", {N});
-    const float* wp = static_cast<const float*>(w.data());
     const float* bp = b ? static_cast<const float*>(b->data()) : nullptr;
-    py::gil_scoped_release nogil;
-    layer_ = std::make_unique<mbl::ops::PackedLinear>(table, wp, bp, static_cast<std::size_t>(N),
-                                                       static_cast<std::size_t>(K));
+    if (!int8) {
+      if (!scale_obj.is_none() || !smooth_obj.is_none()) bad("weight_scale/smooth are for int8 weights only");
+      const float* wp = static_cast<const float*>(w.data());
+      py::gil_scoped_release nogil;
+      layer_ = std::make_unique<mbl::ops::PackedLinear>(table, wp, bp, static_cast<std::size_t>(N),
+                                                         static_cast<std::size_t>(K));
+      return;
+    }
+    if (scale_obj.is_none()) bad("an int8 weight needs weight_scale (float32, one per output row)");
+    scale = checked(scale_obj, "weight_scale", {N});
+    if (!smooth_obj.is_none()) smooth = checked(smooth_obj, "smooth", {K});
+    try {
+      qlayer_ = std::make_unique<mbl::ops::QPackedLinear>(
+          table, static_cast<const std::int8_t*>(w.data()), static_cast<const float*>(scale->data()), bp,
+          smooth ? static_cast<const float*>(smooth->data()) : nullptr, static_cast<std::size_t>(N),
+          static_cast<std::size_t>(K));
+    } catch (const std::invalid_argument& e) {
+      bad(e.what());
+    }
   }
 
-  std::size_t n() const { return layer_->n(); }
-  std::size_t k() const { return layer_->k(); }
-  const char* isa() const { return mbl::isa_name(layer_->table().isa); }
-  const char* kernel_name() const { return layer_->gemm().name; }
+  std::size_t n() const { return layer_ ? layer_->n() : qlayer_->n(); }
+  std::size_t k() const { return layer_ ? layer_->k() : qlayer_->k(); }
+  const mbl::KernelTable& table() const { return layer_ ? layer_->table() : qlayer_->table(); }
+  const char* isa() const { return mbl::isa_name(table().isa); }
+  const char* kernel_name() const { return layer_ ? layer_->gemm().name : qlayer_->gemm().name; }
+  bool is_int8() const { return qlayer_ != nullptr; }
 
   py::array call(const py::object& x_obj, const std::string& activation, const py::object& residual_obj,
                  const py::object& norm_obj, const py::object& norm_weight_obj, const py::object& norm_bias_obj,
                  double eps, const py::object& out_obj, int num_threads) const {
-    const auto N = static_cast<py::ssize_t>(layer_->n()), K = static_cast<py::ssize_t>(layer_->k());
+    const auto N = static_cast<py::ssize_t>(n()), K = static_cast<py::ssize_t>(k());
     const py::array x = checked(x_obj, "x", {-1, K});
     const py::ssize_t M = x.shape(0);
 
@@ -135,15 +162,52 @@ class PyPackedLinear {
     float* c = static_cast<float*>(out.mutable_data());
     {
       py::gil_scoped_release nogil;  // x, out and the epilogue arrays are held by this frame
-      mbl::ops::linear_forward(*layer_, a, static_cast<std::size_t>(M), static_cast<std::size_t>(K), c,
-                               static_cast<std::size_t>(N), ep, pool);
+      const auto m = static_cast<std::size_t>(M), k = static_cast<std::size_t>(K), n = static_cast<std::size_t>(N);
+      if (layer_) {
+        mbl::ops::linear_forward(*layer_, a, m, k, c, n, ep, pool);
+      } else {
+        mbl::ops::QScratch scratch;
+        mbl::ops::qlinear_forward(*qlayer_, a, m, k, c, n, ep, scratch, pool);
+      }
     }
     return out;
   }
 
  private:
   std::unique_ptr<mbl::ops::PackedLinear> layer_;
+  std::unique_ptr<mbl::ops::QPackedLinear> qlayer_;
 };
+
+// The int8 GEMM's activation quantiser of an ISA (kernels::QuantizeRows), for bit-exact tests against NumPy:
+// returns (q, scale, zero, a_offset) with q the signed values int8 [M, K] (the stored bytes minus a_offset),
+// scale and zero float32 [M]; also checks that the padding bytes up to Kp hold a_offset.
+py::tuple quantize_rows(const py::object& x_obj, const py::object& smooth_obj, const std::optional<std::string>& isa) {
+  const mbl::QGemmKernel& g = resolve_table(isa, "_quantize_rows").qgemm;
+  const py::array x = checked(x_obj, "x", {-1, -1});
+  const py::ssize_t M = x.shape(0), K = x.shape(1);
+  if (K < 1) bad("x must have K >= 1 columns");
+  std::optional<py::array> smooth;
+  if (!smooth_obj.is_none()) smooth = checked(smooth_obj, "smooth", {K});
+  const std::size_t Kp = (static_cast<std::size_t>(K) + 3) / 4 * 4;
+  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(M) * Kp);
+  py::array_t<float> scale(M), zero(M);
+  {
+    py::gil_scoped_release nogil;
+    g.quantize({static_cast<const float*>(x.data()), static_cast<std::size_t>(K), static_cast<std::size_t>(M),
+                static_cast<std::size_t>(K), smooth ? static_cast<const float*>(smooth->data()) : nullptr,
+                bytes.data(), Kp, scale.mutable_data(), zero.mutable_data(), g.a_offset});
+  }
+  py::array_t<std::int8_t> q({M, K});
+  std::int8_t* qp = q.mutable_data();
+  for (std::size_t m = 0; m < static_cast<std::size_t>(M); ++m) {
+    for (std::size_t k = 0; k < static_cast<std::size_t>(K); ++k)
+      qp[m * K + k] = static_cast<std::int8_t>(static_cast<std::uint8_t>(bytes[m * Kp + k] - g.a_offset));
+    for (std::size_t k = K; k < Kp; ++k)
+      if (bytes[m * Kp + k] != static_cast<std::uint8_t>(g.a_offset))
+        throw std::logic_error("_quantize_rows: padding byte is not a_offset");
+  }
+  return py::make_tuple(q, scale, zero, g.a_offset);
+}
 
 // The FMA throughput of one core for an ISA's vector width: best of `repeats` timed probe runs, GFLOP/s.
 double fma_peak(const std::optional<std::string>& isa, std::size_t iters, int repeats) {
@@ -227,9 +291,14 @@ py::tuple pool_check(int num_threads, std::size_t num_tasks, long long throw_at,
 void bind_linear(py::module_& m) {
   py::class_<PyPackedLinear>(m, "PackedLinear",
                              "A Linear layer packed once for one ISA's GEMM kernel: y = x @ weight.T + bias,\n"
-                             "then activation, + residual, then norm, fused. isa=None uses the active kernels.")
-      .def(py::init<const py::object&, const py::object&, const std::optional<std::string>&>(), py::arg("weight"),
-           py::arg("bias") = py::none(), py::arg("isa") = py::none())
+                             "then activation, + residual, then norm, fused. isa=None uses the active kernels.\n"
+                             "An int8 weight (values in [-127, 127]) with weight_scale [N] runs the int8 GEMM:\n"
+                             "x (times smooth [K], if given) quantised per row, exact int32 products, dequantised.")
+      .def(py::init<const py::object&, const py::object&, const std::optional<std::string>&, const py::object&,
+                    const py::object&>(),
+           py::arg("weight"), py::arg("bias") = py::none(), py::arg("isa") = py::none(), py::kw_only(),
+           py::arg("weight_scale") = py::none(), py::arg("smooth") = py::none())
+      .def_property_readonly("is_int8", &PyPackedLinear::is_int8)
       .def_property_readonly("n", &PyPackedLinear::n)
       .def_property_readonly("k", &PyPackedLinear::k)
       .def_property_readonly("isa", &PyPackedLinear::isa)
@@ -242,6 +311,8 @@ void bind_linear(py::module_& m) {
            "('no_norm': y * norm_weight + norm_bias; 'layer_norm' with eps). activation: any HF hidden_act\n"
            "name (see the error for an unknown one). num_threads > 1 runs on the process-wide pool of that\n"
            "size; the result is bitwise the same for every num_threads. The GIL is released.");
+  m.def("_quantize_rows", &quantize_rows, py::arg("x"), py::arg("smooth") = py::none(), py::arg("isa") = py::none(),
+        "The int8 GEMM's per-row activation quantiser: (q int8 [M, K], scale, zero float32 [M], a_offset).");
   m.def("_fma_peak", &fma_peak, py::arg("isa") = py::none(), py::arg("iters") = 20000000,
         py::arg("repeats") = 5,
         "Measured FMA throughput of one core at an ISA's vector width, GFLOP/s (best of `repeats`).");

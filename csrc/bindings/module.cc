@@ -145,6 +145,7 @@ py::dict runtime_info() {
   kernels["add_norm"] = table.add_norm.name;
   kernels["gemm"] = table.gemm.name;
   kernels["attention"] = table.attention.name;
+  kernels["qgemm"] = table.qgemm.name;
 
   py::dict info;
   info["isa"] = mbl::isa_name(table.isa);

@@ -1,7 +1,8 @@
 // Kernel selection: one table of function pointers per ISA, chosen once per process.
 //
 // The active table is the best ISA that is both compiled into this build and supported by the CPU,
-// unless the environment variable MBL_FORCE_ISA names one (scalar | avx2 | avx512 | neon | neon_dotprod).
+// unless the environment variable MBL_FORCE_ISA names one (scalar | avx2 | avx2_vnni | avx512 | avx512_vnni |
+// neon | neon_dotprod). The *_vnni and neon_dotprod tables differ from their base only in the int8 GEMM.
 // MBL_FORCE_ISA is read once, on the first call to kernel_table() -- not at import -- so a bad value
 // never prevents loading the module (explicitly named tables stay usable). If the value is unknown, or
 // names an ISA that is not compiled in or not supported by this CPU, that first call and every later one
@@ -18,7 +19,7 @@
 
 namespace mbl {
 
-enum class Isa { scalar, avx2, avx512, neon, neon_dotprod };
+enum class Isa { scalar, avx2, avx2_vnni, avx512, avx512_vnni, neon, neon_dotprod };
 
 const char* isa_name(Isa isa);
 // Every ISA this code knows about, in preference order within each architecture.
@@ -52,6 +53,18 @@ struct AttentionKernel {
   const char* name;  // e.g. "avx512_4x64", the score tile; reported by runtime_info()
 };
 
+// The int8 GEMM config (kernels/kernels.h): ukernel, packer, tile and the activation quantiser, whose byte
+// offset (a_offset) is what the ukernel expects. Like GemmKernel, weights packed by one config's pack may only
+// be multiplied by that config's ukernel (ops::QPackedLinear keeps the config).
+struct QGemmKernel {
+  kernels::qgemm_ukernel_fn ukernel;
+  kernels::qgemm_pack_fn pack;
+  std::size_t mr, nr;
+  int a_offset;                           // 0 or 128
+  kernels::quantize_rows_fn quantize;
+  const char* name;                       // e.g. "avx512_vnni_8x32", reported by runtime_info()
+};
+
 // One entry per op. Entries start at the scalar kernel and are upgraded one by one, so an ISA that lacks
 // a variant of some op still has a working entry for it.
 struct KernelTable {
@@ -59,6 +72,7 @@ struct KernelTable {
   AddNormKernel add_norm;
   GemmKernel gemm;
   AttentionKernel attention;
+  QGemmKernel qgemm;
 };
 
 // The active table (see the header comment). Throws std::runtime_error if MBL_FORCE_ISA is invalid.

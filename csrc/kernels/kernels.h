@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace mbl::kernels {
 
@@ -163,5 +164,122 @@ namespace neon {
 void attention_head(const AttentionHead& a);
 void exp_row(const float* x, float* y, std::size_t n);
 }  // namespace neon
+
+// --- int8 GEMM (dynamic quantisation) --------------------------------------------------------------------
+//
+// y = A * W^T + bias with W int8 per output channel (w_scale[n]) and A quantised per row at run time, asymmetric
+// (a_scale[m], a_zero[m]), accumulated exactly in int32 and dequantised in the tile's epilogue.
+//
+// Quantised activations (quantize_rows): for each row m of x[M, K] (row stride ldx),
+//   y[k]  = smooth ? x[k] * smooth[k] : x[k]                   float32 multiply (smoothing, optional)
+//   lo    = min_k y[k], hi = max_k y[k], range = hi - lo (float32)
+//   any y[k] or range not finite: scale[m] = zero[m] = NaN, every q = 0   (the outputs become NaN, as fp32's)
+//   inv = 255.0f / range overflows (range < 255 / FLT_MAX, incl. 0: a constant row, or within 1e-36 of one):
+//                                  scale[m] = 0, zero[m] = lo, every q = 0  (exact for a constant row)
+//   else: scale[m] = range / 255.0f, zero[m] = lo + 128.0f * scale[m] (float32 ops, in that order),
+//         u = clamp(rint((y[k] - lo) * inv), 0, 255) (float32 ops, ties to even), q = u - 128
+//   so that y[k] ~ scale[m] * q + zero[m] with q in [-128, 127], the whole byte range: never coarser than a
+//   symmetric scale, and twice as fine for one-signed rows (ReLU/GELU outputs).
+//   Stored as the bytes q[m*ldq + k] = (uint8)(q + a_offset) for k < K and (uint8)a_offset for K <= k < Kp,
+//   Kp = round_up(K, 4). a_offset is the GEMM config's: 128 where the multiply takes unsigned activations
+//   (x86 VNNI vpdpbusd; the byte is then u itself), 0 where it is signed x signed (ARM sdot, scalar). Every
+//   variant gives the same bytes, scales and zeros bit for bit (NumPy reproduces them in float32:
+//   mobilebert_lite/quantization.py).
+struct QuantizeRows {
+  const float* x;
+  std::size_t ldx;
+  std::size_t M, K;        // M >= 0, K >= 1
+  const float* smooth;     // [K] or nullptr
+  std::uint8_t* q;         // [M, ldq] bytes, ldq >= Kp; writes columns [0, Kp) of rows [0, M) only
+  std::size_t ldq;
+  float* scale;            // [M]
+  float* zero;             // [M]
+  int a_offset;            // 0 or 128
+};
+using quantize_rows_fn = void (*)(const QuantizeRows& p);
+
+// Weights: int8 values in [-127, 127], W[N, K] row-major, packed (qgemm_pack) into panels of nr columns and
+// Kp / 4 groups of 4 consecutive k, each group nr columns x 4 bytes:
+//   packed[j*nr*Kp + g*nr*4 + c*4 + i] = W[(j*nr + c)*K + 4g + i]   for j*nr + c < N and 4g + i < K, else 0.
+// Panel j starts at j*nr*Kp = n0*Kp for its first column n0. (4 k per column is what vpdpbusd / sdot reduce.)
+using qgemm_pack_fn = void (*)(const std::int8_t* W, std::size_t N, std::size_t K, std::int8_t* packed);
+
+// ukernel: one tile of up to mr x nr outputs,
+//   acc[m, n] = comp[n] + sum_{k < Kp} A[m*lda + k] * panel[(k/4)*nr_max*4 + n*4 + k%4]     exact, int32
+//   C[m*ldc + n] = clamp(fma(float(acc), a_scale[m] * w_scale[n], fma(a_zero[m], w_sum[n], bias[n])), lo, hi)
+// where the A bytes are unsigned (uint8) when the config's a_offset is 128 and signed (int8) when it is 0,
+// comp[n] = -a_offset * sum_k W[n, k] (so acc = sum_k q * W exactly), w_sum[n] = w_scale[n] * float(sum_k W[n, k])
+// (both computed by the driver), float(acc) rounds to nearest even, a_scale[m] * w_scale[n] is one float32
+// product and each fma is fused (one rounding). clamp as for GemmTile. comp, w_scale, w_sum and bias point at
+// nr_max entries (the driver pads them with zeros); a_scale and a_zero at mr. Reads A rows [0, mr) columns
+// [0, Kp) only; writes C rows [0, mr) columns [0, nr) only. |acc| < 2^31 is the driver's business (it limits K).
+struct QGemmTile {
+  std::size_t mr, nr, K4;  // K4 = Kp / 4 groups
+  const std::uint8_t* A;
+  std::size_t lda;  // bytes
+  const std::int8_t* panel;
+  const std::int32_t* comp;
+  const float* a_scale;
+  const float* a_zero;
+  const float* w_scale;
+  const float* w_sum;
+  const float* bias;
+  float* C;
+  std::size_t ldc;
+  float lo, hi;
+};
+using qgemm_ukernel_fn = void (*)(const QGemmTile& t);
+
+// The int8 variants. Each ISA with an int8 GEMM provides qgemm_ukernel (tile kQGemmMr x kQGemmNr), its packer
+// and quantize_rows; kQGemmOffset is the a_offset its ukernel expects.
+namespace scalar {
+inline constexpr std::size_t kQGemmMr = 4, kQGemmNr = 8;
+inline constexpr int kQGemmOffset = 0;
+void qgemm_ukernel(const QGemmTile& t);
+void qgemm_pack(const std::int8_t* W, std::size_t N, std::size_t K, std::int8_t* packed);
+void quantize_rows(const QuantizeRows& p);
+}  // namespace scalar
+namespace avx2 {  // AVX2 without VNNI: exact 16-bit products (no vpmaddubsw saturation)
+inline constexpr std::size_t kQGemmMr = 4, kQGemmNr = 16;
+inline constexpr int kQGemmOffset = 128;
+void qgemm_ukernel(const QGemmTile& t);
+void qgemm_pack(const std::int8_t* W, std::size_t N, std::size_t K, std::int8_t* packed);
+void quantize_rows(const QuantizeRows& p);
+}  // namespace avx2
+namespace avx2_vnni {  // AVX-VNNI (VEX vpdpbusd on ymm: Alder Lake and later, Zen 5)
+inline constexpr std::size_t kQGemmMr = 6, kQGemmNr = 16;
+inline constexpr int kQGemmOffset = 128;
+void qgemm_ukernel(const QGemmTile& t);
+void qgemm_pack(const std::int8_t* W, std::size_t N, std::size_t K, std::int8_t* packed);
+}  // namespace avx2_vnni
+namespace avx512 {
+void quantize_rows(const QuantizeRows& p);
+}  // namespace avx512
+namespace avx512_vnni {  // AVX-512 VNNI (EVEX vpdpbusd on zmm: Ice Lake, Sapphire Rapids, Zen 4)
+inline constexpr std::size_t kQGemmMr = 8, kQGemmNr = 32;
+inline constexpr int kQGemmOffset = 128;
+void qgemm_ukernel(const QGemmTile& t);
+void qgemm_pack(const std::int8_t* W, std::size_t N, std::size_t K, std::int8_t* packed);
+}  // namespace avx512_vnni
+namespace neon {  // no dotprod (Cortex-A72, ARMv7): widening multiplies, pairwise adds
+// Each int32 accumulator holds 2 columns (2 partial lanes each). AArch64: 16 accumulators + 4 weight vectors
+// + A broadcasts and products fit its 32 q-registers; ARMv7 has 16, so half the columns.
+#if defined(__aarch64__)
+inline constexpr std::size_t kQGemmMr = 4, kQGemmNr = 8;
+#else
+inline constexpr std::size_t kQGemmMr = 4, kQGemmNr = 4;
+#endif
+inline constexpr int kQGemmOffset = 0;
+void qgemm_ukernel(const QGemmTile& t);
+void qgemm_pack(const std::int8_t* W, std::size_t N, std::size_t K, std::int8_t* packed);
+void quantize_rows(const QuantizeRows& p);
+}  // namespace neon
+namespace neon_dotprod {  // AArch64 sdot (Cortex-A76 / Pi 5, A55, ...)
+// 16 accumulators + 8 A vectors (4 k-groups each) + 2 weight vectors of the 32 q-registers (8x12: 35, spills).
+inline constexpr std::size_t kQGemmMr = 8, kQGemmNr = 8;
+inline constexpr int kQGemmOffset = 0;
+void qgemm_ukernel(const QGemmTile& t);
+void qgemm_pack(const std::int8_t* W, std::size_t N, std::size_t K, std::int8_t* packed);
+}  // namespace neon_dotprod
 
 }  // namespace mbl::kernels

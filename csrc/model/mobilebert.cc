@@ -38,12 +38,12 @@ const TensorView& get(const WeightMap& w, const std::string& name, const std::ve
 void release_pages(const TensorView& t) {
 #ifdef MBL_HAVE_MADVISE
   if (!t.file_backed) return;
-  std::size_t count = 1;
-  for (std::size_t d : t.shape) count *= d;
+  std::size_t bytes = t.i8 != nullptr ? 1 : sizeof(float);
+  for (std::size_t d : t.shape) bytes *= d;
   const auto page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
-  const auto begin = reinterpret_cast<std::uintptr_t>(t.data);
+  const auto begin = t.i8 != nullptr ? reinterpret_cast<std::uintptr_t>(t.i8) : reinterpret_cast<std::uintptr_t>(t.data);
   const std::uintptr_t lo = (begin + page - 1) / page * page;
-  const std::uintptr_t hi = (begin + count * sizeof(float)) / page * page;
+  const std::uintptr_t hi = (begin + bytes) / page * page;
   if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
 #else
   (void)t;
@@ -60,6 +60,7 @@ void ensure(std::vector<float>& v, std::size_t n) {
 struct Engine::Workspace {
   std::vector<float> x0, x1, embed_in, pos_type, li, s, q, k, v, ctx, a0, a1, f, o, attn_scratch, pooled_in,
       mlm_in, mlm_t;
+  ops::QScratch quantized;  // the int8 Linears' quantised input rows
 };
 
 Engine::~Engine() = default;
@@ -73,28 +74,44 @@ Engine::Engine(const Config& config, const WeightMap& w, const HeadSpec& heads, 
   if (cfg_.num_heads == 0 || T % cfg_.num_heads != 0)
     throw std::invalid_argument("num_attention_heads must divide true_hidden_size");
 
-  auto pack = [&](const std::string& prefix, std::size_t n_out, std::size_t n_in, bool bias = true) {
-    const TensorView& W = get(w, prefix + "weight", {n_out, n_in});
-    const float* b = bias ? get(w, prefix + "bias", {n_out}).data : nullptr;
-    auto packed = std::make_unique<ops::PackedLinear>(*table_, W.data, b, n_out, n_in);
+  // A float32 tensor of the given shape (int8 is refused by name: only Linear weights may be quantised).
+  auto f32 = [&](const std::string& name, const std::vector<std::size_t>& shape) -> const TensorView& {
+    const TensorView& t = get(w, name, shape);
+    if (t.data == nullptr) throw std::invalid_argument("weight '" + name + "' must be float32, not int8");
+    return t;
+  };
+  auto pack = [&](const std::string& prefix, std::size_t n_out, std::size_t n_in) {
+    const TensorView& W = f32(prefix + "weight", {n_out, n_in});
+    auto packed = std::make_unique<ops::PackedLinear>(*table_, W.data, f32(prefix + "bias", {n_out}).data, n_out, n_in);
     release_pages(W);
     return packed;
   };
   auto norm = [&](const std::string& prefix, std::size_t width) {
-    return Norm{get(w, prefix + "LayerNorm.weight", {width}).data, get(w, prefix + "LayerNorm.bias", {width}).data};
+    return Norm{f32(prefix + "LayerNorm.weight", {width}).data, f32(prefix + "LayerNorm.bias", {width}).data};
   };
+  // An encoder Linear: int8 if its weight is int8 (then "<prefix>weight_scale" [n_out] and optionally
+  // "<prefix>input_smooth" [n_in] come with it), else float32.
   auto dense = [&](const std::string& prefix, std::size_t n_out, std::size_t n_in, const std::string& norm_prefix) {
     Dense d;
-    d.linear = pack(prefix, n_out, n_in);
+    const TensorView& W = get(w, prefix + "weight", {n_out, n_in});
+    if (W.i8 != nullptr) {
+      const float* smooth = w.count(prefix + "input_smooth") ? f32(prefix + "input_smooth", {n_in}).data : nullptr;
+      d.qlinear = std::make_unique<ops::QPackedLinear>(*table_, W.i8, f32(prefix + "weight_scale", {n_out}).data,
+                                                       f32(prefix + "bias", {n_out}).data, smooth, n_out, n_in);
+      release_pages(W);
+      ++int8_linears_;
+    } else {
+      d.linear = pack(prefix, n_out, n_in);
+    }
     if (!norm_prefix.empty()) d.norm = norm(norm_prefix, n_out);
     return d;
   };
 
-  word_ = get(w, "embeddings.word_embeddings.weight", {cfg_.vocab_size, E});
-  position_ = get(w, "embeddings.position_embeddings.weight", {cfg_.max_position, H});
-  token_type_ = get(w, "embeddings.token_type_embeddings.weight", {cfg_.type_vocab_size, H});
+  word_ = f32("embeddings.word_embeddings.weight", {cfg_.vocab_size, E});
+  position_ = f32("embeddings.position_embeddings.weight", {cfg_.max_position, H});
+  token_type_ = f32("embeddings.token_type_embeddings.weight", {cfg_.type_vocab_size, H});
   if (cfg_.trigram_input || E != H)
-    embedding_.linear = pack("embeddings.embedding_transformation.", H, E * (cfg_.trigram_input ? 3 : 1));
+    embedding_ = dense("embeddings.embedding_transformation.", H, E * (cfg_.trigram_input ? 3 : 1), "");
   embedding_.norm = norm("embeddings.", H);
 
   layers_.resize(cfg_.num_layers);
@@ -135,11 +152,11 @@ Engine::Engine(const Config& config, const WeightMap& w, const HeadSpec& heads, 
     // logits = t[:, :E]·decoderᵀ + t[:, E:]·D + bias as ONE Linear [V, H]: row v = [decoder[v] | D[:, v]].
     // Same K order as transformers' single matmul against cat([decoderᵀ, D]).
     auto dec = w.find("cls.predictions.decoder.weight");
-    const float* decoder = dec != w.end() ? get(w, "cls.predictions.decoder.weight", {V, E}).data : word_.data;
+    const float* decoder = dec != w.end() ? f32("cls.predictions.decoder.weight", {V, E}).data : word_.data;
     auto dbias = w.find("cls.predictions.decoder.bias");
-    const float* bias = dbias != w.end() ? get(w, "cls.predictions.decoder.bias", {V}).data
-                                         : get(w, "cls.predictions.bias", {V}).data;
-    const float* D = H > E ? get(w, "cls.predictions.dense.weight", {H - E, V}).data : nullptr;
+    const float* bias = dbias != w.end() ? f32("cls.predictions.decoder.bias", {V}).data
+                                         : f32("cls.predictions.bias", {V}).data;
+    const float* D = H > E ? f32("cls.predictions.dense.weight", {H - E, V}).data : nullptr;
     std::vector<float> combined(V * H);
     for (std::size_t r = 0; r < V; ++r) {
       std::memcpy(&combined[r * H], decoder + r * E, E * sizeof(float));
@@ -163,18 +180,19 @@ void Engine::release(std::unique_ptr<Workspace> ws) {
 }
 
 void Engine::run_linear(const Dense& d, const float* A, std::size_t M, std::size_t lda, float* C, std::size_t ldc,
-                        ops::Activation act, const float* residual, float eps) {
+                        ops::Activation act, const float* residual, float eps, Workspace& ws) {
   ops::Epilogue ep;
   ep.activation = act;
   ep.residual = residual;
-  ep.ldr = d.linear->n();
+  ep.ldr = d.n();
   if (d.norm.weight != nullptr) {
     ep.norm = cfg_.layer_norm ? ops::Norm::layer_norm : ops::Norm::no_norm;
     ep.norm_weight = d.norm.weight;
     ep.norm_bias = d.norm.bias;
     ep.eps = eps;
   }
-  ops::linear_forward(*d.linear, A, M, lda, C, ldc, ep, pool_);
+  if (d.qlinear) ops::qlinear_forward(*d.qlinear, A, M, lda, C, ldc, ep, ws.quantized, pool_);
+  else ops::linear_forward(*d.linear, A, M, lda, C, ldc, ep, pool_);
 }
 
 void Engine::embed(const Inputs& in, Workspace& ws, float* out) {
@@ -208,9 +226,9 @@ void Engine::embed(const Inputs& in, Workspace& ws, float* out) {
     for (std::size_t c = 0; c < H; ++c) dst[c] = p[c] + t[c];
   }
   // eps: embeddings.LayerNorm is built without the config eps (torch's default applies).
-  if (embedding_.linear) {
+  if (embedding_) {
     run_linear(embedding_, ws.embed_in.data(), R, width, out, H, ops::Activation::none, ws.pos_type.data(),
-               cfg_.quirk_eps);
+               cfg_.quirk_eps, ws);
     return;
   }
   kernels::AddNormParams p{ws.embed_in.data(), nullptr, ws.pos_type.data(), embedding_.norm.weight,
@@ -226,20 +244,20 @@ void Engine::layer(const Layer& Ly, const Inputs& in, Workspace& ws, const float
   const float* layer_input = X;
   std::size_t q_ld = H, v_ld = H;
   if (cfg_.use_bottleneck) {
-    run_linear(Ly.bottleneck_input, X, R, H, ws.li.data(), T, ops::Activation::none, nullptr, eps);
+    run_linear(Ly.bottleneck_input, X, R, H, ws.li.data(), T, ops::Activation::none, nullptr, eps, ws);
     layer_input = ws.li.data();
     if (cfg_.use_bottleneck_attention) {
       q_in = v_in = ws.li.data();
       q_ld = v_ld = T;
     } else {
-      run_linear(Ly.bottleneck_attention, X, R, H, ws.s.data(), T, ops::Activation::none, nullptr, eps);
+      run_linear(Ly.bottleneck_attention, X, R, H, ws.s.data(), T, ops::Activation::none, nullptr, eps, ws);
       q_in = ws.s.data();
       q_ld = T;
     }
   }
-  run_linear(Ly.query, q_in, R, q_ld, ws.q.data(), T, ops::Activation::none, nullptr, eps);
-  run_linear(Ly.key, q_in, R, q_ld, ws.k.data(), T, ops::Activation::none, nullptr, eps);
-  run_linear(Ly.value, v_in, R, v_ld, ws.v.data(), T, ops::Activation::none, nullptr, eps);
+  run_linear(Ly.query, q_in, R, q_ld, ws.q.data(), T, ops::Activation::none, nullptr, eps, ws);
+  run_linear(Ly.key, q_in, R, q_ld, ws.k.data(), T, ops::Activation::none, nullptr, eps, ws);
+  run_linear(Ly.value, v_in, R, v_ld, ws.v.data(), T, ops::Activation::none, nullptr, eps, ws);
 
   const std::size_t d = cfg_.head_size();
   ops::AttentionArgs a{};
@@ -257,23 +275,23 @@ void Engine::layer(const Layer& Ly, const Inputs& in, Workspace& ws, const float
                         ws.attn_scratch.data() + static_cast<std::size_t>(worker) * scratch);
   });
 
-  run_linear(Ly.attention_output, ws.ctx.data(), R, T, ws.a0.data(), T, ops::Activation::none, layer_input, eps);
+  run_linear(Ly.attention_output, ws.ctx.data(), R, T, ws.a0.data(), T, ops::Activation::none, layer_input, eps, ws);
   float* A = ws.a0.data();
   float* other = ws.a1.data();
   const std::size_t n_ffn = Ly.ffn.size();
   for (std::size_t j = 0; j + 1 < n_ffn; ++j) {
-    run_linear(Ly.ffn[j].intermediate, A, R, T, ws.f.data(), I, cfg_.activation, nullptr, eps);
-    run_linear(Ly.ffn[j].output, ws.f.data(), R, I, other, T, ops::Activation::none, A, eps);
+    run_linear(Ly.ffn[j].intermediate, A, R, T, ws.f.data(), I, cfg_.activation, nullptr, eps, ws);
+    run_linear(Ly.ffn[j].output, ws.f.data(), R, I, other, T, ops::Activation::none, A, eps, ws);
     std::swap(A, other);
   }
   const Ffn& main = Ly.ffn.back();
-  run_linear(main.intermediate, A, R, T, ws.f.data(), I, cfg_.activation, nullptr, eps);
+  run_linear(main.intermediate, A, R, T, ws.f.data(), I, cfg_.activation, nullptr, eps, ws);
   if (!cfg_.use_bottleneck) {
-    run_linear(main.output, ws.f.data(), R, I, Y, H, ops::Activation::none, A, cfg_.quirk_eps);
+    run_linear(main.output, ws.f.data(), R, I, Y, H, ops::Activation::none, A, cfg_.quirk_eps, ws);
     return;
   }
-  run_linear(main.output, ws.f.data(), R, I, ws.o.data(), T, ops::Activation::none, A, cfg_.quirk_eps);
-  run_linear(Ly.output_bottleneck, ws.o.data(), R, T, Y, H, ops::Activation::none, X, eps);
+  run_linear(main.output, ws.f.data(), R, I, ws.o.data(), T, ops::Activation::none, A, cfg_.quirk_eps, ws);
+  run_linear(Ly.output_bottleneck, ws.o.data(), R, T, Y, H, ops::Activation::none, X, eps, ws);
 }
 
 void Engine::forward(const Inputs& in, Outputs& out) {
@@ -306,8 +324,8 @@ void Engine::forward(const Inputs& in, Outputs& out) {
       float* pooled = out.pooler_output;
       ensure(ws.pooled_in, in.N * H);
       for (std::size_t n = 0; n < in.N; ++n) std::memcpy(&ws.pooled_in[n * H], last + n * in.L * H, H * sizeof(float));
-      if (pooler_.linear) {
-        run_linear(pooler_, ws.pooled_in.data(), in.N, H, pooled, H, ops::Activation::tanh, nullptr, 0.0f);
+      if (pooler_) {
+        run_linear(pooler_, ws.pooled_in.data(), in.N, H, pooled, H, ops::Activation::tanh, nullptr, 0.0f, ws);
       } else {
         std::memcpy(pooled, ws.pooled_in.data(), in.N * H * sizeof(float));
       }

@@ -41,7 +41,8 @@ struct Config {
 
 // A read-only tensor handed over by the caller (kept alive by the caller for the Engine's lifetime).
 struct TensorView {
-  const float* data = nullptr;
+  const float* data = nullptr;    // float32 tensors
+  const std::int8_t* i8 = nullptr;  // int8 tensors (quantised Linear weights); exactly one of the two is set
   std::vector<std::size_t> shape;
   // Memory-mapped from a checkpoint file: once packed, its pages may be dropped from the resident set (they
   // are re-read from the file if anything touches them again), so loading never holds two copies at once.
@@ -92,15 +93,21 @@ class Engine {
   std::size_t pooled_outputs() const { return pooled_head_ ? pooled_head_->n() : 0; }
   std::size_t token_outputs() const { return token_head_ ? token_head_->n() : 0; }
   const char* isa_name() const;
+  std::size_t int8_linears() const { return int8_linears_; }  // how many Linears run in int8
 
  private:
   struct Norm {
     const float* weight;
     const float* bias;
   };
-  struct Dense {  // a packed Linear and the norm that follows it (norm.weight == nullptr: none)
+  // A packed Linear -- float32, or int8 when its checkpoint weight is int8 -- and the norm that follows it
+  // (norm.weight == nullptr: none).
+  struct Dense {
     std::unique_ptr<ops::PackedLinear> linear;
+    std::unique_ptr<ops::QPackedLinear> qlinear;
     Norm norm{nullptr, nullptr};
+    explicit operator bool() const { return linear || qlinear; }
+    std::size_t n() const { return linear ? linear->n() : qlinear->n(); }
   };
   struct Ffn {
     Dense intermediate, output;
@@ -117,7 +124,7 @@ class Engine {
   void embed(const Inputs& in, Workspace& ws, float* out);
   void layer(const Layer& L, const Inputs& in, Workspace& ws, const float* X, float* Y, float* probs);
   void run_linear(const Dense& d, const float* A, std::size_t M, std::size_t lda, float* C, std::size_t ldc,
-                  ops::Activation act, const float* residual, float eps);
+                  ops::Activation act, const float* residual, float eps, Workspace& ws);
 
   Config cfg_;
   const KernelTable* table_;
@@ -130,6 +137,7 @@ class Engine {
   std::unique_ptr<ops::PackedLinear> pooled_head_, token_head_, mlm_transform_, mlm_decoder_;
   Norm mlm_norm_{nullptr, nullptr};
   bool build_pooler_ = false;
+  std::size_t int8_linears_ = 0;
 
   std::mutex workspaces_mutex_;
   std::vector<std::unique_ptr<Workspace>> free_workspaces_;

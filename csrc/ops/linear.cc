@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <limits>
 #include <new>
+#include <stdexcept>
+#include <string>
 #include <thread>
 
 #include "kernels/kernels.h"
@@ -135,14 +137,20 @@ constexpr NamedActivation kActivations[] = {
 
 // --- The driver -----------------------------------------------------------------------------------------
 
-// One linear_forward call, shared by its tasks.
+// One linear_forward / qlinear_forward call, shared by its tasks. Exactly one of `layer` (float32 weights)
+// and `qlayer` (int8) is set.
 struct Job {
-  const PackedLinear& layer;
+  const PackedLinear* layer;
+  const QPackedLinear* qlayer;
+  const KernelTable& table;
+  std::size_t N, K, mr, nr;
   const float* A;
+  const QScratch* qa;  // int8: the quantised rows of A (row stride qlayer->kp())
   float* C;
   std::size_t ldc;
   const Epilogue& ep;
-  kernels::GemmTile tile;  // K, lda, ldc, lo, hi filled in; the rest per tile
+  kernels::GemmTile tile;    // float32: K, lda, ldc, lo, hi filled in; the rest per tile
+  kernels::QGemmTile qtile;  // int8: K4, lda, ldc, lo, hi filled in; the rest per tile
 };
 
 // y = norm(y + residual) on row m, in place (add_norm allows out == x). One row per call because add_norm's
@@ -150,9 +158,41 @@ struct Job {
 void norm_row(const Job& j, std::size_t m) {
   float* y = j.C + m * j.ldc;
   const float* res = j.ep.residual != nullptr ? j.ep.residual + m * j.ep.ldr : nullptr;
-  const kernels::AddNormParams p{y, nullptr, res, j.ep.norm_weight, j.ep.norm_bias, y, 1, j.layer.n(),
+  const kernels::AddNormParams p{y, nullptr, res, j.ep.norm_weight, j.ep.norm_bias, y, 1, j.N,
                                  j.ep.norm == Norm::layer_norm, j.ep.eps};
-  j.layer.table().add_norm.fn(p);
+  j.table.add_norm.fn(p);
+}
+
+// The tiles of rows [b0, b1) x the panel starting at column c0 (t.nr columns of it), down M.
+void float_tiles(const Job& j, std::size_t b0, std::size_t b1, std::size_t c0, std::size_t cols) {
+  kernels::GemmTile t = j.tile;
+  t.nr = cols;
+  t.panel = j.layer->packed() + c0 * j.K;
+  t.bias = j.layer->bias() + c0;
+  for (std::size_t m = b0; m < b1; m += j.mr) {
+    t.mr = b1 - m < j.mr ? b1 - m : j.mr;
+    t.A = j.A + m * t.lda;
+    t.C = j.C + m * j.ldc + c0;
+    j.table.gemm.ukernel(t);
+  }
+}
+
+void int8_tiles(const Job& j, std::size_t b0, std::size_t b1, std::size_t c0, std::size_t cols) {
+  kernels::QGemmTile t = j.qtile;
+  t.nr = cols;
+  t.panel = j.qlayer->packed() + c0 * j.qlayer->kp();
+  t.comp = j.qlayer->comp() + c0;
+  t.w_scale = j.qlayer->w_scale() + c0;
+  t.w_sum = j.qlayer->w_sum() + c0;
+  t.bias = j.qlayer->bias() + c0;
+  for (std::size_t m = b0; m < b1; m += j.mr) {
+    t.mr = b1 - m < j.mr ? b1 - m : j.mr;
+    t.A = j.qa->q.data() + m * t.lda;
+    t.a_scale = j.qa->scale.data() + m;
+    t.a_zero = j.qa->zero.data() + m;
+    t.C = j.C + m * j.ldc + c0;
+    j.table.qgemm.ukernel(t);
+  }
 }
 
 // C rows [m0, m1) x columns [n0, n1): GEMM (+ bias, + clamp), the other activations, and the residual if
@@ -161,23 +201,15 @@ void norm_row(const Job& j, std::size_t m) {
 // in any other split, so the result does not depend on the split.
 void compute_block(const Job& j, std::size_t m0, std::size_t m1, std::size_t n0, std::size_t n1,
                    bool with_norm) {
-  const GemmKernel& g = j.layer.gemm();
-  const std::size_t K = j.layer.k(), mr = g.mr, nr = g.nr;
+  const std::size_t nr = j.nr;
   const Epilogue& ep = j.ep;
-  kernels::GemmTile t = j.tile;
   for (std::size_t b0 = m0; b0 < m1; b0 += kRowBlock) {
     const std::size_t b1 = m1 - b0 < kRowBlock ? m1 : b0 + kRowBlock;
     // GEMM (+ bias, + clamp) for the row block: one weight panel at a time, its tiles down M.
     for (std::size_t c0 = n0; c0 < n1; c0 += nr) {
-      t.nr = n1 - c0 < nr ? n1 - c0 : nr;
-      t.panel = j.layer.packed() + c0 * K;
-      t.bias = j.layer.bias() + c0;
-      for (std::size_t m = b0; m < b1; m += mr) {
-        t.mr = b1 - m < mr ? b1 - m : mr;
-        t.A = j.A + m * t.lda;
-        t.C = j.C + m * j.ldc + c0;
-        g.ukernel(t);
-      }
+      const std::size_t cols = n1 - c0 < nr ? n1 - c0 : nr;
+      if (j.qlayer != nullptr) int8_tiles(j, b0, b1, c0, cols);
+      else float_tiles(j, b0, b1, c0, cols);
     }
     // The rest of the epilogue, row by row, while the block is hot.
     for (std::size_t m = b0; m < b1; ++m) {
@@ -231,27 +263,27 @@ PackedLinear::PackedLinear(const KernelTable& table, const float* W, const float
   for (std::size_t n = 0; n < padded_n; ++n) bias_[n] = (bias != nullptr && n < N) ? bias[n] : 0.0f;
 }
 
-void linear_forward(const PackedLinear& layer, const float* A, std::size_t M, std::size_t lda, float* C,
-                    std::size_t ldc, const Epilogue& ep, ThreadPool* pool) {
-  if (M == 0) return;
-  const GemmKernel& g = layer.gemm();
-  const std::size_t N = layer.n(), K = layer.k(), mr = g.mr, nr = g.nr;
+namespace {
+
+// Splits one job over the pool (see linear_forward in linear.h) and runs it.
+void run_job(Job& j, std::size_t M, ThreadPool* pool) {
+  const Epilogue& ep = j.ep;
+  const std::size_t N = j.N, K = j.K, mr = j.mr, nr = j.nr;
   constexpr float kInf = std::numeric_limits<float>::infinity();
+  float lo = -kInf, hi = kInf;
+  if (ep.activation == Activation::relu) lo = 0.0f;
+  if (ep.activation == Activation::relu6) lo = 0.0f, hi = 6.0f;
+  j.tile.lo = j.qtile.lo = lo;
+  j.tile.hi = j.qtile.hi = hi;
+  j.tile.ldc = j.qtile.ldc = j.ldc;
 
-  Job j{layer, A, C, ldc, ep, {}};
-  j.tile.K = K;
-  j.tile.lda = lda;
-  j.tile.ldc = ldc;
-  j.tile.lo = -kInf;
-  j.tile.hi = kInf;
-  if (ep.activation == Activation::relu) j.tile.lo = 0.0f;
-  if (ep.activation == Activation::relu6) j.tile.lo = 0.0f, j.tile.hi = 6.0f;
-
-  // How many tasks the work is worth: at most kTasksPerThread per thread, at least kMinTaskSteps each.
+  // How many tasks the work is worth: at most kTasksPerThread per thread, at least kMinTaskSteps each. An int8
+  // k-step does 4 k at the cost of about one float one, hence K / 4 there.
   const std::size_t m_tiles = ceil_div(M, mr), n_panels = ceil_div(N, nr);
   const std::size_t threads = pool != nullptr ? static_cast<std::size_t>(pool->size()) : 1;
+  const std::size_t k_steps = j.qlayer != nullptr ? ceil_div(K, 4) : K;
   const std::size_t work =
-      m_tiles * n_panels * K + (transcendental(ep.activation) ? M * N * kActivationSteps : 0);
+      m_tiles * n_panels * k_steps + (transcendental(ep.activation) ? M * N * kActivationSteps : 0);
   const std::size_t tasks = min(work / kMinTaskSteps, threads * kTasksPerThread);
   if (threads == 1 || tasks < 2) return compute_block(j, 0, M, 0, N, true);
 
@@ -301,6 +333,76 @@ void linear_forward(const PackedLinear& layer, const float* A, std::size_t M, st
     const std::size_t m0 = (task - blocks) * norm_rows;
     for (std::size_t m = m0; m < min(m0 + norm_rows, M); ++m) norm_row(j, m);
   });
+}
+
+// Rows per quantisation task: below this many elements in all, the calling thread quantises alone.
+constexpr std::size_t kQuantizeMinElements = 32768;
+
+}  // namespace
+
+void linear_forward(const PackedLinear& layer, const float* A, std::size_t M, std::size_t lda, float* C,
+                    std::size_t ldc, const Epilogue& ep, ThreadPool* pool) {
+  if (M == 0) return;
+  const GemmKernel& g = layer.gemm();
+  Job j{&layer, nullptr, layer.table(), layer.n(), layer.k(), g.mr, g.nr, A, nullptr, C, ldc, ep, {}, {}};
+  j.tile.K = layer.k();
+  j.tile.lda = lda;
+  run_job(j, M, pool);
+}
+
+QPackedLinear::QPackedLinear(const KernelTable& table, const std::int8_t* W, const float* w_scale,
+                             const float* bias, const float* smooth, std::size_t N, std::size_t K)
+    : table_(&table), N_(N), K_(K) {
+  if (N == 0 || K == 0 || K > kQLinearMaxK)
+    throw std::invalid_argument("int8 Linear: need N >= 1 and 1 <= K <= " + std::to_string(kQLinearMaxK) +
+                                ", got N=" + std::to_string(N) + ", K=" + std::to_string(K));
+  const QGemmKernel& g = table.qgemm;
+  const std::size_t padded_n = ceil_div(N, g.nr) * g.nr;
+  packed_.resize(padded_n * kp());
+  comp_.assign(padded_n, 0);
+  w_scale_.assign(padded_n, 0.0f);
+  w_sum_.assign(padded_n, 0.0f);
+  bias_.assign(padded_n, 0.0f);
+  for (std::size_t n = 0; n < N; ++n) {
+    std::int64_t sum = 0;
+    for (std::size_t k = 0; k < K; ++k) {
+      if (W[n * K + k] == -128)
+        throw std::invalid_argument("int8 Linear: weight value -128 at row " + std::to_string(n) +
+                                    " (int8 weights must lie in [-127, 127])");
+      sum += W[n * K + k];
+    }
+    comp_[n] = static_cast<std::int32_t>(-g.a_offset * sum);
+    w_scale_[n] = w_scale[n];
+    w_sum_[n] = w_scale[n] * static_cast<float>(sum);  // |sum| <= 127 K < 2^24: exact
+    bias_[n] = bias != nullptr ? bias[n] : 0.0f;
+  }
+  if (smooth != nullptr) smooth_.assign(smooth, smooth + K);
+  g.pack(W, N, K, packed_.data());
+}
+
+void qlinear_forward(const QPackedLinear& layer, const float* A, std::size_t M, std::size_t lda, float* C,
+                     std::size_t ldc, const Epilogue& ep, QScratch& qa, ThreadPool* pool) {
+  if (M == 0) return;
+  const QGemmKernel& g = layer.gemm();
+  const std::size_t K = layer.k(), Kp = layer.kp();
+  if (qa.q.size() < M * Kp) qa.q.resize(M * Kp);
+  if (qa.scale.size() < M) qa.scale.resize(M);
+  if (qa.zero.size() < M) qa.zero.resize(M);
+  const auto quantize = [&](std::size_t m0, std::size_t m1) {
+    g.quantize({A + m0 * lda, lda, m1 - m0, K, layer.smooth(), qa.q.data() + m0 * Kp, Kp, qa.scale.data() + m0,
+                qa.zero.data() + m0, g.a_offset});
+  };
+  const std::size_t threads = pool != nullptr ? static_cast<std::size_t>(pool->size()) : 1;
+  if (threads == 1 || M * K < kQuantizeMinElements || M < 2) {
+    quantize(0, M);
+  } else {
+    const std::size_t parts = min(threads, M), rows = ceil_div(M, parts);
+    pool->run(ceil_div(M, rows), [&](std::size_t task, int) { quantize(task * rows, min(task * rows + rows, M)); });
+  }
+  Job j{nullptr, &layer, layer.table(), layer.n(), K, g.mr, g.nr, A, &qa, C, ldc, ep, {}, {}};
+  j.qtile.K4 = Kp / 4;
+  j.qtile.lda = Kp;
+  run_job(j, M, pool);
 }
 
 }  // namespace mbl::ops

@@ -8,8 +8,10 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cpu/dispatch.h"
 #include "cpu/threadpool.h"
@@ -87,5 +89,54 @@ class PackedLinear {
 // order whatever the split, so the result is bitwise identical for any pool size.
 void linear_forward(const PackedLinear& layer, const float* A, std::size_t M, std::size_t lda, float* C,
                     std::size_t ldc, const Epilogue& epilogue, ThreadPool* pool = nullptr);
+
+// --- int8 (dynamic quantisation) -------------------------------------------------------------------------
+
+// The largest K an int8 layer accepts: the int32 accumulator then holds 255 * 127 * K (x86's offset bytes)
+// plus the offset correction without wrapping.
+inline constexpr std::size_t kQLinearMaxK = 65536;
+
+// An int8 Linear: weights quantised per output channel (int8 values in [-127, 127] and a float32 scale per
+// row of W), packed once for one table's int8 GEMM; activations are quantised per row (asymmetric) at each call
+// (kernels::QuantizeRows), optionally multiplied first by per-input-channel smoothing factors (the caller
+// has divided W's columns by the same factors before quantising it).
+class QPackedLinear {
+ public:
+  // W: [N, K] int8 row-major; w_scale: [N]; bias: [N] or nullptr; smooth: [K] or nullptr. 1 <= K <= kQLinearMaxK.
+  // Throws std::invalid_argument for a value of -128 in W or a K out of range.
+  QPackedLinear(const KernelTable& table, const std::int8_t* W, const float* w_scale, const float* bias,
+                const float* smooth, std::size_t N, std::size_t K);
+
+  std::size_t n() const { return N_; }
+  std::size_t k() const { return K_; }
+  std::size_t kp() const { return (K_ + 3) / 4 * 4; }
+  const KernelTable& table() const { return *table_; }
+  const QGemmKernel& gemm() const { return table_->qgemm; }
+  const std::int8_t* packed() const { return packed_.data(); }
+  const std::int32_t* comp() const { return comp_.data(); }  // padded to the panel width
+  const float* w_scale() const { return w_scale_.data(); }   // padded with zeros
+  const float* w_sum() const { return w_sum_.data(); }       // w_scale[n] * sum_k W[n, k], padded with zeros
+  const float* bias() const { return bias_.data(); }         // padded, zeros if no bias
+  const float* smooth() const { return smooth_.empty() ? nullptr : smooth_.data(); }
+
+ private:
+  const KernelTable* table_;
+  std::size_t N_, K_;
+  std::vector<std::int8_t> packed_;
+  std::vector<std::int32_t> comp_;
+  std::vector<float> w_scale_, w_sum_, bias_, smooth_;
+};
+
+// Grow-only scratch for one call's quantised activations (a forward keeps one in its workspace).
+struct QScratch {
+  std::vector<std::uint8_t> q;
+  std::vector<float> scale, zero;
+};
+
+// As linear_forward, with int8 weights: A[M, K] is quantised per row into scratch, multiplied in int32 and
+// dequantised in the tile (with the bias and the clamp activations), then the same epilogue as linear_forward
+// runs on the float32 rows. Bitwise identical for any pool size.
+void qlinear_forward(const QPackedLinear& layer, const float* A, std::size_t M, std::size_t lda, float* C,
+                     std::size_t ldc, const Epilogue& epilogue, QScratch& scratch, ThreadPool* pool = nullptr);
 
 }  // namespace mbl::ops

@@ -361,6 +361,192 @@ void test_exp(const KernelTable& table) {
   report(bad == 0 && y.back() == kCanary, "exp_row (%d bad of %zu)", bad, x.size());
 }
 
+
+// --- int8 GEMM and the activation quantiser -------------------------------------------------------------
+
+std::size_t round4(std::size_t k) { return (k + 3) / 4 * 4; }
+
+// Runs the config's ukernel over C[M, N] tile by tile, with canaries around C and after the packed panels.
+// Aq holds the quantised bytes (ldq = Kp); returns false if a canary was touched.
+bool run_qgemm(const QGemmKernel& g, const std::vector<std::uint8_t>& Aq, const std::vector<float>& a_scale,
+               const std::vector<float>& a_zero, const std::vector<std::int8_t>& W, const std::vector<float>& w_scale,
+               const std::vector<float>& bias,
+               std::size_t M, std::size_t N, std::size_t K, float lo, float hi, std::vector<float>& C,
+               std::size_t& ldc) {
+  const std::size_t Kp = round4(K), panels = (N + g.nr - 1) / g.nr, padded = panels * g.nr;
+  std::vector<std::int8_t> packed(padded * Kp + 16, 77);
+  g.pack(W.data(), N, K, packed.data());
+  bool ok = true;
+  for (std::size_t i = padded * Kp; i < packed.size(); ++i) ok &= packed[i] == 77;
+  std::vector<std::int32_t> comp(padded, 0);
+  std::vector<float> ws(padded, 0.0f), wsum(padded, 0.0f), bs(padded, 0.0f);
+  for (std::size_t n = 0; n < N; ++n) {
+    std::int64_t sum = 0;
+    for (std::size_t k = 0; k < K; ++k) sum += W[n * K + k];
+    comp[n] = static_cast<std::int32_t>(-g.a_offset * sum);
+    ws[n] = w_scale[n];
+    wsum[n] = w_scale[n] * static_cast<float>(sum);
+    bs[n] = bias[n];
+  }
+  ldc = N + 3;
+  C.assign((M + 2) * ldc, kCanary);
+  float* c0 = C.data() + ldc + 1;
+  for (std::size_t n0 = 0; n0 < N; n0 += g.nr)
+    for (std::size_t m0 = 0; m0 < M; m0 += g.mr) {
+      kernels::QGemmTile t{};
+      t.mr = M - m0 < g.mr ? M - m0 : g.mr;
+      t.nr = N - n0 < g.nr ? N - n0 : g.nr;
+      t.K4 = Kp / 4;
+      t.A = Aq.data() + m0 * Kp;
+      t.lda = Kp;
+      t.panel = packed.data() + n0 * Kp;
+      t.comp = comp.data() + n0;
+      t.a_scale = a_scale.data() + m0;
+      t.a_zero = a_zero.data() + m0;
+      t.w_scale = ws.data() + n0;
+      t.w_sum = wsum.data() + n0;
+      t.bias = bs.data() + n0;
+      t.C = c0 + m0 * ldc + n0;
+      t.ldc = ldc;
+      t.lo = lo;
+      t.hi = hi;
+      g.ukernel(t);
+    }
+  for (std::size_t r = 0; r < M + 2; ++r)
+    for (std::size_t c = 0; c < ldc; ++c)
+      if (r == 0 || r == M + 1 || c == 0 || c > N) ok &= C[r * ldc + c] == kCanary;
+  return ok;
+}
+
+// Quantised bytes of integer values q (what quantize_rows would store for them), K padded to Kp.
+std::vector<std::uint8_t> as_bytes(const std::vector<int>& q, std::size_t M, std::size_t K, int offset) {
+  const std::size_t Kp = round4(K);
+  std::vector<std::uint8_t> b(M * Kp, static_cast<std::uint8_t>(offset));
+  for (std::size_t m = 0; m < M; ++m)
+    for (std::size_t k = 0; k < K; ++k) b[m * Kp + k] = static_cast<std::uint8_t>(q[m * K + k] + offset);
+  return b;
+}
+
+void test_qgemm(const QGemmKernel& g) {
+  constexpr float kInf = INFINITY;
+  const float los[] = {-kInf, 0.0f, 0.0f}, his[] = {kInf, kInf, 6.0f};
+  const std::size_t Ks[] = {1, 3, 4, 5, 8, 13, 16, 31, 64};
+  int variant = 0;
+  // Exact: unit scales and integer biases, so C is the int32 sum itself (|sum| < 2^24) plus the bias, and
+  // every tier must match the int64 reference bit for bit. Full-range values, including +-127 extremes.
+  for (std::size_t M = 1; M <= 2 * g.mr + 1; ++M)
+    for (std::size_t N = 1; N <= 2 * g.nr + 1; ++N)
+      for (std::size_t K : Ks) {
+        const int act = variant++ % 3;
+        std::vector<int> q(M * K);
+        std::vector<std::int8_t> W(N * K);
+        for (int& x : q) x = small_int(0, 9) == 0 ? (small_int(0, 1) ? 127 : -128) : small_int(-128, 127);
+        for (auto& x : W) x = static_cast<std::int8_t>(small_int(0, 9) == 0 ? (small_int(0, 1) ? 127 : -127)
+                                                                           : small_int(-127, 127));
+        std::vector<float> as(M, 1.0f), az(M, 0.0f), ws(N, 1.0f), bias(N);
+        for (float& x : bias) x = static_cast<float>(small_int(-8, 8));
+        std::vector<float> C;
+        std::size_t ldc = 0;
+        const bool canaries = run_qgemm(g, as_bytes(q, M, K, g.a_offset), as, az, W, ws, bias, M, N, K, los[act],
+                                        his[act], C, ldc);
+        bool ok = canaries;
+        for (std::size_t m = 0; m < M; ++m)
+          for (std::size_t n = 0; n < N; ++n) {
+            std::int64_t s = 0;
+            for (std::size_t k = 0; k < K; ++k) s += static_cast<std::int64_t>(q[m * K + k]) * W[n * K + k];
+            ok &= C[(m + 1) * ldc + n + 1] == static_cast<float>(clampd(static_cast<double>(s) + bias[n], los[act], his[act]));
+          }
+        report(ok, "qgemm exact M=%zu N=%zu K=%zu act=%d%s", M, N, K, act, canaries ? "" : " (canary)");
+      }
+  // Scales and zeros: C = fma(float(acc), a_scale * w_scale, fma(a_zero, w_sum, bias)) exactly as the contract
+  // says (one float32 product, fused roundings), and a NaN row scale/zero gives NaN outputs through the clamp.
+  {
+    const std::size_t M = g.mr + 1, N = g.nr + 3, K = 37;
+    std::vector<int> q(M * K);
+    std::vector<std::int8_t> W(N * K);
+    for (int& x : q) x = small_int(-128, 127);
+    for (auto& x : W) x = static_cast<std::int8_t>(small_int(-127, 127));
+    std::vector<float> as = randv(M, 1e-4f, 1e-1f), az = randv(M, -2, 2), ws = randv(N, 1e-4f, 1e-2f),
+                       bias = randv(N, -1, 1);
+    as[M - 1] = NAN;
+    az[M - 1] = NAN;
+    std::vector<float> C;
+    std::size_t ldc = 0;
+    bool ok = run_qgemm(g, as_bytes(q, M, K, g.a_offset), as, az, W, ws, bias, M, N, K, 0.0f, kInf, C, ldc);
+    for (std::size_t m = 0; m < M; ++m)
+      for (std::size_t n = 0; n < N; ++n) {
+        std::int64_t s = 0, wsum = 0;
+        for (std::size_t k = 0; k < K; ++k) s += static_cast<std::int64_t>(q[m * K + k]) * W[n * K + k];
+        for (std::size_t k = 0; k < K; ++k) wsum += W[n * K + k];
+        float want = std::fma(static_cast<float>(s), as[m] * ws[n],
+                              std::fma(az[m], ws[n] * static_cast<float>(wsum), bias[n]));
+        want = want < 0.0f ? 0.0f : want;
+        const float got = C[(m + 1) * ldc + n + 1];
+        ok &= m + 1 == M ? std::isnan(got) : got == want;
+      }
+    report(ok, "qgemm scaled epilogue with zeros and a NaN row");
+  }
+  // The largest K the driver allows at full range: acc near +-2^31 must not wrap (checked in int64).
+  {
+    const std::size_t M = 2, N = 3, K = ops::kQLinearMaxK;
+    std::vector<int> q(M * K, 127);
+    std::vector<std::int8_t> W(N * K, 127);
+    for (std::size_t k = 0; k < K; ++k) q[K + k] = -128;  // second row: the negative extreme
+    std::vector<float> as(M, 1.0f), az(M, 0.0f), ws(N, 1.0f), bias(N, 0.0f);
+    std::vector<float> C;
+    std::size_t ldc = 0;
+    bool ok = run_qgemm(g, as_bytes(q, M, K, g.a_offset), as, az, W, ws, bias, M, N, K, -kInf, kInf, C, ldc);
+    const double s = 127.0 * 127.0 * static_cast<double>(K);
+    for (std::size_t n = 0; n < N; ++n)
+      ok &= C[ldc + 1 + n] == static_cast<float>(s) && C[2 * ldc + 1 + n] == static_cast<float>(-s * 128 / 127);
+    report(ok, "qgemm K=%zu at full range (no int32 wrap)", K);
+  }
+}
+
+// The quantiser against the portable statement of the contract (scalar tier), bit for bit: bytes, padding
+// and scales, with ties, zero rows, non-finite rows, smoothing and canaries past each row's Kp.
+void test_quantize(const QGemmKernel& g, const QGemmKernel& ref) {
+  const std::size_t Ks[] = {1, 2, 3, 4, 5, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 128, 130};
+  for (std::size_t K : Ks)
+    for (int smooth_on = 0; smooth_on < 2; ++smooth_on) {
+      const std::size_t M = 9, Kp = round4(K), ldx = K + 2, ldq = Kp + 5;
+      std::vector<float> x = randv(M * ldx, -3, 3), smooth = randv(K, 0.25f, 4.0f);
+      // row 1: exact ties (range 255 from lo -127.5 -> inv 1: halves round to even); row 2: zeros (constant);
+      // row 3: a NaN; row 4: an inf; row 5: one huge outlier; row 6: one-signed (ReLU-like); row 7: constant 2.5
+      for (std::size_t k = 0; k < K; ++k) x[ldx + k] = static_cast<float>(small_int(-255, 255)) * 0.5f;
+      x[ldx] = -127.5f;
+      if (K > 1) x[ldx + 1] = 127.5f;
+      for (std::size_t k = 0; k < K; ++k) x[2 * ldx + k] = 0.0f;
+      x[3 * ldx + K / 2] = NAN;
+      x[4 * ldx + K - 1] = -INFINITY;
+      x[5 * ldx] = 3e4f;
+      for (std::size_t k = 0; k < K; ++k) x[6 * ldx + k] = std::fabs(x[6 * ldx + k]);
+      for (std::size_t k = 0; k < K; ++k) x[7 * ldx + k] = 2.5f;
+      // row 8: a range below 255 / FLT_MAX (subnormals): inv overflows, treated as constant (scale 0, zero lo)
+      for (std::size_t k = 0; k < K; ++k) x[8 * ldx + k] = static_cast<float>(small_int(-3, 3)) * 1e-39f;
+      const float* sm = smooth_on ? smooth.data() : nullptr;
+      std::vector<std::uint8_t> got(M * ldq, 0xA5), want(M * ldq, 0xA5);
+      std::vector<float> gs(M, -1.0f), ws(M, -1.0f), gz(M, -1.0f), wz(M, -1.0f);
+      ref.quantize({x.data(), ldx, M, K, sm, want.data(), ldq, ws.data(), wz.data(), g.a_offset});
+      g.quantize({x.data(), ldx, M, K, sm, got.data(), ldq, gs.data(), gz.data(), g.a_offset});
+      bool ok = got == want;
+      const auto same = [](float a, float b) { return (std::isnan(a) && std::isnan(b)) || a == b; };
+      for (std::size_t m = 0; m < M; ++m) {
+        ok &= same(ws[m], gs[m]) && same(wz[m], gz[m]);
+        for (std::size_t k = Kp; k < ldq; ++k) ok &= got[m * ldq + k] == 0xA5;
+      }
+      // the portable reference against the contract's own arithmetic on the tie row (smoothing off, K > 1)
+      if (!smooth_on && K > 1)
+        for (std::size_t k = 0; k < K; ++k)
+          ok &= static_cast<std::int8_t>(static_cast<std::uint8_t>(want[ldq + k] - g.a_offset)) ==
+                static_cast<int>(std::nearbyint(x[ldx + k] + 127.5f)) - 128;
+      ok &= ws[2] == 0.0f && wz[2] == 0.0f && (smooth_on || (ws[7] == 0.0f && wz[7] == 2.5f));
+      ok &= ws[8] == 0.0f;
+      ok &= std::isnan(ws[3]) && std::isnan(ws[4]) && std::isnan(wz[3]) && std::isnan(wz[4]);
+      report(ok, "quantize_rows K=%zu smooth=%d", K, smooth_on);
+    }
+}
+
 }  // namespace
 
 int main() {
@@ -387,8 +573,11 @@ int main() {
     test_add_norm(t);
     test_attention(t);
     test_exp(t);
-    std::printf("%-12s gemm=%s attention=%s add_norm=%s: %d passed, %d failed\n", g_isa.c_str(), t.gemm.name,
-                t.attention.name, t.add_norm.name, g_passed - before_pass, g_failed - before_fail);
+    test_qgemm(t.qgemm);
+    test_quantize(t.qgemm, kernel_table_for("scalar").qgemm);
+    std::printf("%-12s gemm=%s attention=%s add_norm=%s qgemm=%s: %d passed, %d failed\n", g_isa.c_str(),
+                t.gemm.name, t.attention.name, t.add_norm.name, t.qgemm.name, g_passed - before_pass,
+                g_failed - before_fail);
   }
   std::printf("%d passed, %d failed\n", g_passed, g_failed);
   return g_failed == 0 ? 0 : 1;

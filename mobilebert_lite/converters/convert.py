@@ -93,18 +93,44 @@ def read_any(src) -> tuple[dict[str, np.ndarray], str | None]:
 def convert(src, dst, *, dtype: str = "float32") -> str:
     """Convert a checkpoint (file or directory) to DST/model.safetensors (DST a directory; config.json and
     tokenizer files next to the source are copied along). Returns the written path."""
-    from ..safetensors_io import save_safetensors
-
     if dtype not in ("float32", "keep"):
         raise ValueError(f"dtype must be 'float32' or 'keep', got {dtype!r}")
+    tensors, src_dir = _read_for_writing(src, upcast=dtype == "float32")
+    untied = _complete_mlm_head(tensors)
+    return _write(tensors, src_dir, dst, untied)
+
+
+def quantize(src, dst) -> str:
+    """Write an int8 checkpoint of `src` (any checkpoint convert() reads) to DST/model.safetensors: the encoder's
+    Linears and the large embedding/MLM tensors as int8 with per-channel scales (mobilebert_lite/quantization.py),
+    about a quarter of the float32 size. It loads with from_pretrained() and runs in int8. Returns the path."""
+    from .. import quantization
+
+    tensors, src_dir = _read_for_writing(src, upcast=True)
+    if quantization.is_quantized_checkpoint(tensors):
+        raise ValueError(f"{src} is already an int8 checkpoint")
+    untied = _complete_mlm_head(tensors)
+    for key, value in tensors.items():
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise ValueError(f"tensor {key!r} holds NaN or inf; refusing to quantise it")
+    out = quantization.checkpoint_tensors(tensors)
+    return _write(out, src_dir, dst, untied, metadata={quantization.FORMAT_KEY: quantization.FORMAT})
+
+
+def _read_for_writing(src, upcast: bool) -> tuple[dict, str | None]:
     tensors, src_dir = read_any(src)
     tensors = {k: v for k, v in tensors.items() if not k.endswith("embeddings.position_ids")}
-    if dtype == "float32":
+    if upcast:
         tensors = {k: v.astype(np.float32) if v.dtype.kind == "f" else v for k, v in tensors.items()}
-    untied = _complete_mlm_head(tensors)
+    return tensors, src_dir
+
+
+def _write(tensors: dict, src_dir, dst, untied: bool, metadata: dict | None = None) -> str:
+    from ..safetensors_io import save_safetensors
+
     os.makedirs(dst, exist_ok=True)
     out = os.path.join(dst, "model.safetensors")
-    save_safetensors({k: np.ascontiguousarray(v) for k, v in tensors.items()}, out)
+    save_safetensors({k: np.ascontiguousarray(v) for k, v in tensors.items()}, out, metadata=metadata)
     if src_dir is not None and os.path.abspath(src_dir) != os.path.abspath(dst):
         _copy_side_files(src_dir, dst, untied)
     return out

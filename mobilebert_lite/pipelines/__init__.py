@@ -34,17 +34,18 @@ def pipeline_class(task: str) -> type:
 
 
 def pipeline(task: str, model=None, tokenizer=None, *, batch_size: int = 1, num_threads: int | None = None,
-             backend: str | None = None, **kwargs) -> Pipeline:
+             backend: str | None = None, quantize: str | None = None, **kwargs) -> Pipeline:
     """A ready pipeline for `task`. `model`: a model directory (or hub id with the `hub` extra), or a model
     instance of the class the task needs; `tokenizer`: a directory, an instance, or None (the model directory's
     tokenizer files, else the bundled bert-base-uncased vocabulary). `batch_size` > 1 groups inputs of similar
     length and pads them; 1 (the default, as in transformers) runs each input unpadded, exactly as alone.
+    quantize="int8" loads a model directory with int8 encoder Linears (see MobileBertModel.from_pretrained).
     Further keyword arguments become the task's default call arguments (e.g. top_k=3)."""
     cls = pipeline_class(task)
     if model is None:
         raise ValueError(f"pipeline({task!r}) needs model= (a model directory or a loaded model)")
     model, tokenizer = load_model_and_tokenizer(model, tokenizer, cls.model_class, backend=backend,
-                                                num_threads=num_threads)
+                                                num_threads=num_threads, quantize=quantize)
     return cls(model=model, tokenizer=tokenizer, batch_size=batch_size, task=task, **kwargs)
 
 

@@ -14,13 +14,14 @@ import os
 import numpy as np
 
 
-def load_model_and_tokenizer(model, tokenizer, model_class: str, *, backend=None, num_threads=None):
+def load_model_and_tokenizer(model, tokenizer, model_class: str, *, backend=None, num_threads=None, quantize=None):
     """(model instance, tokenizer instance) from directories, hub ids or instances."""
     import mobilebert_lite as mbl
 
     if isinstance(model, (str, os.PathLike)):
         path = os.fspath(model)
-        model = getattr(mbl, model_class).from_pretrained(path, backend=backend, num_threads=num_threads)
+        model = getattr(mbl, model_class).from_pretrained(path, backend=backend, num_threads=num_threads,
+                                                          quantize=quantize)
         if tokenizer is None:
             tokenizer = path
     if isinstance(tokenizer, (str, os.PathLike)):
