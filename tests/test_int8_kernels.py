@@ -189,3 +189,25 @@ def test_bad_int8_layers_are_refused():
     lin = _C.PackedLinear(q, None, weight_scale=np.ones(4, np.float32))
     with pytest.raises(ValueError, match="x has shape"):
         lin(np.ones((2, 9), np.float32))
+
+
+@pytest.mark.parametrize("epilogue", ["plain", "relu6", "residual", "no_norm", "no_norm_residual", "smooth"])
+def test_every_isa_gives_the_same_bits(epilogue):
+    """Exact integer products, one quantiser contract and one epilogue formula (fused multiply-adds included):
+    every ISA's int8 Linear -- fused NoNorm in the tile (avx512_vnni, scalar) or as a row pass (the others) --
+    returns the same bits. (GELU and LayerNorm run in per-ISA float kernels afterwards and are left out.)"""
+    rng = np.random.default_rng(5)
+    M, N, K = 29, 45, 77
+    q, s = quantize_weight(rng.standard_normal((N, K)).astype(np.float32))
+    bias = rng.standard_normal(N).astype(np.float32)
+    x = rng.standard_normal((M, K)).astype(np.float32)
+    smooth = rng.uniform(0.5, 2.0, K).astype(np.float32) if epilogue == "smooth" else None
+    kw = {"activation": "relu6"} if epilogue == "relu6" else {}
+    if "residual" in epilogue:
+        kw["residual"] = rng.standard_normal((M, N)).astype(np.float32)
+    if epilogue.startswith("no_norm"):
+        kw.update(norm="no_norm", norm_weight=rng.standard_normal(N).astype(np.float32),
+                  norm_bias=rng.standard_normal(N).astype(np.float32))
+    outs = {isa: _C.PackedLinear(q, bias, isa, weight_scale=s, smooth=smooth)(x, **kw) for isa in SUPPORTED}
+    for isa, y in outs.items():
+        np.testing.assert_array_equal(y, outs["scalar"], err_msg=f"{isa} vs scalar, {epilogue}")

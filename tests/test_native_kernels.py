@@ -25,6 +25,7 @@ _C = pytest.importorskip(
 )
 
 ISAS = ("scalar", "avx2", "avx512", "neon")
+ISA_NAMES = "scalar, avx2, avx2_vnni, avx512, avx512_vnni, neon, neon_dotprod"  # every ISA dispatch knows
 # Every length up to 2*16 + 1 covers the tails of all vector widths (NEON 4, AVX2 8, AVX-512 16);
 # the rest are MobileBERT's widths (128 bottleneck, 512 hidden) and long rows.
 NS = [*range(1, 2 * 16 + 2), 128, 384, 512, 1000]
@@ -363,7 +364,7 @@ BAD_ARGS = {
     "out-overlaps-weight": ({"weight": _overlap_buf[0], "out": _overlap_buf[:3]}, "out overlaps weight"),
     "eps-negative": ({"eps": -1.0}, "eps must be >= 0"),
     "eps-nan": ({"eps": float("nan")}, "eps must be >= 0"),
-    "isa-unknown": ({"isa": "foo"}, "unknown isa 'foo'; expected one of scalar, avx2, avx2_vnni, avx512, avx512_vnni, neon, neon_dotprod"),
+    "isa-unknown": ({"isa": "foo"}, "unknown isa 'foo'; expected one of " + ISA_NAMES),
 }
 
 
@@ -446,7 +447,7 @@ def test_force_isa_unknown(tmp_path):
     """Import succeeds; every use of the active table raises RuntimeError naming the value; explicitly
     named ISAs keep working."""
     lines = run_forced("bogus", tmp_path)
-    error = "RuntimeError: unknown MBL_FORCE_ISA value 'bogus'; expected one of scalar, avx2, avx2_vnni, avx512, avx512_vnni, neon, neon_dotprod"
+    error = "RuntimeError: unknown MBL_FORCE_ISA value 'bogus'; expected one of " + ISA_NAMES
     assert all(line.startswith(error) for line in lines[:3]), lines
     assert lines[3] == "ok 6.0"
 

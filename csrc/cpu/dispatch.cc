@@ -107,7 +107,7 @@ KernelTable make_table(Isa isa) {
                  "scalar_4x8", k::scalar::fma_probe, k::scalar::kProbeFlops},
                 {k::scalar::attention_head, k::scalar::exp_row, "scalar"},
                 {k::scalar::qgemm_ukernel, k::scalar::qgemm_pack, k::scalar::kQGemmMr, k::scalar::kQGemmNr,
-                 k::scalar::kQGemmOffset, k::scalar::quantize_rows, "scalar_4x8"}};
+                 k::scalar::kQGemmOffset, k::scalar::quantize_rows, true, "scalar_4x8"}};
   const bool x86_avx2 = isa == Isa::avx2 || isa == Isa::avx2_vnni || isa == Isa::avx512 || isa == Isa::avx512_vnni;
   const bool x86_avx512 = isa == Isa::avx512 || isa == Isa::avx512_vnni;
   (void)x86_avx2;
@@ -119,13 +119,14 @@ KernelTable make_table(Isa isa) {
               k::avx2::fma_probe, k::avx2::kProbeFlops};
     t.attention = {k::avx2::attention_head, k::avx2::exp_row, "avx2_4x16"};
     t.qgemm = {k::avx2::qgemm_ukernel, k::avx2::qgemm_pack, k::avx2::kQGemmMr, k::avx2::kQGemmNr,
-               k::avx2::kQGemmOffset, k::avx2::quantize_rows, "avx2_4x16"};
+               k::avx2::kQGemmOffset, k::avx2::quantize_rows, false, "avx2_4x16"};
   }
 #endif
 #if MBL_HAVE_AVX2_VNNI
   if (isa == Isa::avx2_vnni) {
     t.qgemm = {k::avx2_vnni::qgemm_ukernel, k::avx2_vnni::qgemm_pack, k::avx2_vnni::kQGemmMr,
-               k::avx2_vnni::kQGemmNr, k::avx2_vnni::kQGemmOffset, k::avx2::quantize_rows, "avx2_vnni_6x16"};
+               k::avx2_vnni::kQGemmNr, k::avx2_vnni::kQGemmOffset, k::avx2::quantize_rows, false,
+               "avx2_vnni_6x16"};
   }
 #endif
 #if MBL_HAVE_AVX512
@@ -140,7 +141,7 @@ KernelTable make_table(Isa isa) {
 #if MBL_HAVE_AVX512_VNNI
   if (isa == Isa::avx512_vnni) {
     t.qgemm = {k::avx512_vnni::qgemm_ukernel, k::avx512_vnni::qgemm_pack, k::avx512_vnni::kQGemmMr,
-               k::avx512_vnni::kQGemmNr, k::avx512_vnni::kQGemmOffset, k::avx512::quantize_rows,
+               k::avx512_vnni::kQGemmNr, k::avx512_vnni::kQGemmOffset, k::avx512::quantize_rows, true,
                "avx512_vnni_8x32"};
   }
 #endif
@@ -150,10 +151,10 @@ KernelTable make_table(Isa isa) {
     t.add_norm = {k::neon::add_norm, "neon"};
 #if defined(__aarch64__)
     t.qgemm = {k::neon::qgemm_ukernel, k::neon::qgemm_pack, k::neon::kQGemmMr, k::neon::kQGemmNr,
-               k::neon::kQGemmOffset, k::neon::quantize_rows, "neon_4x8"};
+               k::neon::kQGemmOffset, k::neon::quantize_rows, false, "neon_4x8"};
 #else
     t.qgemm = {k::neon::qgemm_ukernel, k::neon::qgemm_pack, k::neon::kQGemmMr, k::neon::kQGemmNr,
-               k::neon::kQGemmOffset, k::neon::quantize_rows, "neon_4x4"};
+               k::neon::kQGemmOffset, k::neon::quantize_rows, false, "neon_4x4"};
 #endif
 #if defined(__aarch64__)
     t.gemm = {k::neon::gemm_ukernel, k::neon::gemm_pack, k::neon::kGemmMr, k::neon::kGemmNr, "neon_6x12",
@@ -169,7 +170,7 @@ KernelTable make_table(Isa isa) {
 #if MBL_HAVE_NEON_DOTPROD
   if (isa == Isa::neon_dotprod) {
     t.qgemm = {k::neon_dotprod::qgemm_ukernel, k::neon_dotprod::qgemm_pack, k::neon_dotprod::kQGemmMr,
-               k::neon_dotprod::kQGemmNr, k::neon_dotprod::kQGemmOffset, k::neon::quantize_rows,
+               k::neon_dotprod::kQGemmNr, k::neon_dotprod::kQGemmOffset, k::neon::quantize_rows, false,
                "neon_dotprod_8x8"};
   }
 #endif

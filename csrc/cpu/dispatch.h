@@ -62,6 +62,7 @@ struct QGemmKernel {
   std::size_t mr, nr;
   int a_offset;                           // 0 or 128
   kernels::quantize_rows_fn quantize;
+  bool fuses_no_norm;                     // the ukernel applies QGemmTile's fused NoNorm (kernels.h)
   const char* name;                       // e.g. "avx512_vnni_8x32", reported by runtime_info()
 };
 

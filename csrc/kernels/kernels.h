@@ -213,6 +213,11 @@ using qgemm_pack_fn = void (*)(const std::int8_t* W, std::size_t N, std::size_t 
 // product and each fma is fused (one rounding). clamp as for GemmTile. comp, w_scale, w_sum and bias point at
 // nr_max entries (the driver pads them with zeros); a_scale and a_zero at mr. Reads A rows [0, mr) columns
 // [0, Kp) only; writes C rows [0, mr) columns [0, nr) only. |acc| < 2^31 is the driver's business (it limits K).
+//
+// Fused NoNorm (only for configs with QGemmKernel::fuses_no_norm; otherwise these are always nullptr): when
+// norm_weight is set, each clamped v becomes fma(v + residual[m*ldr + n], norm_weight[n], norm_bias[n]) -- the
+// same operations, in the same order, as add_norm's NoNorm -- with residual optional (nullptr: no add). These
+// three are read for n < nr only (they are not padded).
 struct QGemmTile {
   std::size_t mr, nr, K4;  // K4 = Kp / 4 groups
   const std::uint8_t* A;
@@ -227,6 +232,10 @@ struct QGemmTile {
   float* C;
   std::size_t ldc;
   float lo, hi;
+  const float* residual = nullptr;
+  std::size_t ldr = 0;
+  const float* norm_weight = nullptr;
+  const float* norm_bias = nullptr;
 };
 using qgemm_ukernel_fn = void (*)(const QGemmTile& t);
 

@@ -180,7 +180,7 @@ void Engine::release(std::unique_ptr<Workspace> ws) {
 }
 
 void Engine::run_linear(const Dense& d, const float* A, std::size_t M, std::size_t lda, float* C, std::size_t ldc,
-                        ops::Activation act, const float* residual, float eps, Workspace& ws) {
+                        ops::Activation act, const float* residual, float eps, Workspace& ws, bool reuse_input) {
   ops::Epilogue ep;
   ep.activation = act;
   ep.residual = residual;
@@ -191,7 +191,7 @@ void Engine::run_linear(const Dense& d, const float* A, std::size_t M, std::size
     ep.norm_bias = d.norm.bias;
     ep.eps = eps;
   }
-  if (d.qlinear) ops::qlinear_forward(*d.qlinear, A, M, lda, C, ldc, ep, ws.quantized, pool_);
+  if (d.qlinear) ops::qlinear_forward(*d.qlinear, A, M, lda, C, ldc, ep, ws.quantized, pool_, reuse_input);
   else ops::linear_forward(*d.linear, A, M, lda, C, ldc, ep, pool_);
 }
 
@@ -243,21 +243,26 @@ void Engine::layer(const Layer& Ly, const Inputs& in, Workspace& ws, const float
   const float* v_in = X;
   const float* layer_input = X;
   std::size_t q_ld = H, v_ld = H;
+  // Linears that read the same (unchanged) input run back to back, so int8 ones quantise it once (reuse_input).
+  bool value_done = false;
   if (cfg_.use_bottleneck) {
-    run_linear(Ly.bottleneck_input, X, R, H, ws.li.data(), T, ops::Activation::none, nullptr, eps, ws);
+    run_linear(Ly.bottleneck_input, X, R, H, ws.li.data(), T, ops::Activation::none, nullptr, eps, ws, false);
     layer_input = ws.li.data();
     if (cfg_.use_bottleneck_attention) {
       q_in = v_in = ws.li.data();
       q_ld = v_ld = T;
     } else {
-      run_linear(Ly.bottleneck_attention, X, R, H, ws.s.data(), T, ops::Activation::none, nullptr, eps, ws);
+      run_linear(Ly.bottleneck_attention, X, R, H, ws.s.data(), T, ops::Activation::none, nullptr, eps, ws, true);
+      run_linear(Ly.value, X, R, H, ws.v.data(), T, ops::Activation::none, nullptr, eps, ws, true);
+      value_done = true;
       q_in = ws.s.data();
       q_ld = T;
     }
   }
-  run_linear(Ly.query, q_in, R, q_ld, ws.q.data(), T, ops::Activation::none, nullptr, eps, ws);
-  run_linear(Ly.key, q_in, R, q_ld, ws.k.data(), T, ops::Activation::none, nullptr, eps, ws);
-  run_linear(Ly.value, v_in, R, v_ld, ws.v.data(), T, ops::Activation::none, nullptr, eps, ws);
+  run_linear(Ly.query, q_in, R, q_ld, ws.q.data(), T, ops::Activation::none, nullptr, eps, ws, false);
+  run_linear(Ly.key, q_in, R, q_ld, ws.k.data(), T, ops::Activation::none, nullptr, eps, ws, true);
+  if (!value_done)
+    run_linear(Ly.value, v_in, R, v_ld, ws.v.data(), T, ops::Activation::none, nullptr, eps, ws, v_in == q_in);
 
   const std::size_t d = cfg_.head_size();
   ops::AttentionArgs a{};

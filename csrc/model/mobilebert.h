@@ -124,7 +124,7 @@ class Engine {
   void embed(const Inputs& in, Workspace& ws, float* out);
   void layer(const Layer& L, const Inputs& in, Workspace& ws, const float* X, float* Y, float* probs);
   void run_linear(const Dense& d, const float* A, std::size_t M, std::size_t lda, float* C, std::size_t ldc,
-                  ops::Activation act, const float* residual, float eps, Workspace& ws);
+                  ops::Activation act, const float* residual, float eps, Workspace& ws, bool reuse_input = false);
 
   Config cfg_;
   const KernelTable* table_;

@@ -145,13 +145,24 @@ struct Job {
   const KernelTable& table;
   std::size_t N, K, mr, nr;
   const float* A;
-  const QScratch* qa;  // int8: the quantised rows of A (row stride qlayer->kp())
+  QScratch* qa;  // int8: the quantised rows of A (row stride qlayer->kp())
   float* C;
   std::size_t ldc;
   const Epilogue& ep;
   kernels::GemmTile tile;    // float32: K, lda, ldc, lo, hi filled in; the rest per tile
   kernels::QGemmTile qtile;  // int8: K4, lda, ldc, lo, hi filled in; the rest per tile
+  std::size_t lda = 0;       // int8: A's row stride (A itself is read only by the quantiser)
+  bool quantize = false;     // int8: A still to be quantised (run_job decides where)
+  bool quantize_in_blocks = false;  // each row block quantises its rows just before its GEMM
+  bool fused_no_norm = false;  // int8: the tiles add the residual and apply NoNorm (QGemmTile), no row pass
 };
+
+void quantize_rows_of(const Job& j, std::size_t m0, std::size_t m1) {
+  const QGemmKernel& g = j.table.qgemm;
+  const std::size_t Kp = j.qlayer->kp();
+  g.quantize({j.A + m0 * j.lda, j.lda, m1 - m0, j.K, j.qlayer->smooth(), j.qa->q.data() + m0 * Kp, Kp,
+              j.qa->scale.data() + m0, j.qa->zero.data() + m0, g.a_offset});
+}
 
 // y = norm(y + residual) on row m, in place (add_norm allows out == x). One row per call because add_norm's
 // rows are dense (stride N) and ours have strides ldc / ldr.
@@ -159,6 +170,21 @@ void norm_row(const Job& j, std::size_t m) {
   float* y = j.C + m * j.ldc;
   const float* res = j.ep.residual != nullptr ? j.ep.residual + m * j.ep.ldr : nullptr;
   const kernels::AddNormParams p{y, nullptr, res, j.ep.norm_weight, j.ep.norm_bias, y, 1, j.N,
+                                 j.ep.norm == Norm::layer_norm, j.ep.eps};
+  j.table.add_norm.fn(p);
+}
+
+// norm_row over rows [m0, m1): one add_norm call when the rows are dense (C and the residual with stride N),
+// saving the per-call setup on narrow rows (MobileBERT's are 128 wide); the same per-row arithmetic either way.
+void norm_rows(const Job& j, std::size_t m0, std::size_t m1) {
+  const bool dense = j.ldc == j.N && (j.ep.residual == nullptr || j.ep.ldr == j.N);
+  if (!dense) {
+    for (std::size_t m = m0; m < m1; ++m) norm_row(j, m);
+    return;
+  }
+  float* y = j.C + m0 * j.ldc;
+  const float* res = j.ep.residual != nullptr ? j.ep.residual + m0 * j.ep.ldr : nullptr;
+  const kernels::AddNormParams p{y, nullptr, res, j.ep.norm_weight, j.ep.norm_bias, y, m1 - m0, j.N,
                                  j.ep.norm == Norm::layer_norm, j.ep.eps};
   j.table.add_norm.fn(p);
 }
@@ -185,12 +211,18 @@ void int8_tiles(const Job& j, std::size_t b0, std::size_t b1, std::size_t c0, st
   t.w_scale = j.qlayer->w_scale() + c0;
   t.w_sum = j.qlayer->w_sum() + c0;
   t.bias = j.qlayer->bias() + c0;
+  if (j.fused_no_norm) {
+    t.norm_weight = j.ep.norm_weight + c0;
+    t.norm_bias = j.ep.norm_bias + c0;
+    t.ldr = j.ep.ldr;
+  }
   for (std::size_t m = b0; m < b1; m += j.mr) {
     t.mr = b1 - m < j.mr ? b1 - m : j.mr;
     t.A = j.qa->q.data() + m * t.lda;
     t.a_scale = j.qa->scale.data() + m;
     t.a_zero = j.qa->zero.data() + m;
     t.C = j.C + m * j.ldc + c0;
+    if (j.fused_no_norm && j.ep.residual != nullptr) t.residual = j.ep.residual + m * j.ep.ldr + c0;
     j.table.qgemm.ukernel(t);
   }
 }
@@ -205,25 +237,24 @@ void compute_block(const Job& j, std::size_t m0, std::size_t m1, std::size_t n0,
   const Epilogue& ep = j.ep;
   for (std::size_t b0 = m0; b0 < m1; b0 += kRowBlock) {
     const std::size_t b1 = m1 - b0 < kRowBlock ? m1 : b0 + kRowBlock;
+    if (j.quantize_in_blocks) quantize_rows_of(j, b0, b1);  // this task owns these rows, all columns
     // GEMM (+ bias, + clamp) for the row block: one weight panel at a time, its tiles down M.
     for (std::size_t c0 = n0; c0 < n1; c0 += nr) {
       const std::size_t cols = n1 - c0 < nr ? n1 - c0 : nr;
       if (j.qlayer != nullptr) int8_tiles(j, b0, b1, c0, cols);
       else float_tiles(j, b0, b1, c0, cols);
     }
+    if (j.fused_no_norm) continue;  // the tiles did the rest
     // The rest of the epilogue, row by row, while the block is hot.
     for (std::size_t m = b0; m < b1; ++m) {
       float* y = j.C + m * j.ldc;
       activate_row(y + n0, n1 - n0, ep.activation);
-      if (ep.norm == Norm::none) {
-        if (ep.residual != nullptr) {
-          const float* res = ep.residual + m * ep.ldr;
-          for (std::size_t n = n0; n < n1; ++n) y[n] += res[n];
-        }
-      } else if (with_norm) {
-        norm_row(j, m);
+      if (ep.norm == Norm::none && ep.residual != nullptr) {
+        const float* res = ep.residual + m * ep.ldr;
+        for (std::size_t n = n0; n < n1; ++n) y[n] += res[n];
       }
     }
+    if (ep.norm != Norm::none && with_norm) norm_rows(j, b0, b1);
   }
 }
 
@@ -265,6 +296,18 @@ PackedLinear::PackedLinear(const KernelTable& table, const float* W, const float
 
 namespace {
 
+// Sizes scratch for M rows of this layer's input and records what it will hold (qlinear_forward's reuse_input).
+void reserve(QScratch& qa, const QPackedLinear& layer, std::size_t M) {
+  const std::size_t Kp = layer.kp();
+  if (qa.q.size() < M * Kp) qa.q.resize(M * Kp);
+  if (qa.scale.size() < M) qa.scale.resize(M);
+  if (qa.zero.size() < M) qa.zero.resize(M);
+  qa.rows = M;
+  qa.k = layer.k();
+  qa.smooth = layer.smooth();
+  qa.quantizer = layer.gemm().quantize;
+}
+
 // Splits one job over the pool (see linear_forward in linear.h) and runs it.
 void run_job(Job& j, std::size_t M, ThreadPool* pool) {
   const Epilogue& ep = j.ep;
@@ -276,6 +319,10 @@ void run_job(Job& j, std::size_t M, ThreadPool* pool) {
   j.tile.lo = j.qtile.lo = lo;
   j.tile.hi = j.qtile.hi = hi;
   j.tile.ldc = j.qtile.ldc = j.ldc;
+  // NoNorm after a clamp-only activation folds into int8 tiles that can (the same operations either way).
+  j.fused_no_norm = j.qlayer != nullptr && j.table.qgemm.fuses_no_norm && ep.norm == Norm::no_norm &&
+                    (ep.activation == Activation::none || ep.activation == Activation::relu ||
+                     ep.activation == Activation::relu6);
 
   // How many tasks the work is worth: at most kTasksPerThread per thread, at least kMinTaskSteps each. An int8
   // k-step does 4 k at the cost of about one float one, hence K / 4 there.
@@ -285,6 +332,10 @@ void run_job(Job& j, std::size_t M, ThreadPool* pool) {
   const std::size_t work =
       m_tiles * n_panels * k_steps + (transcendental(ep.activation) ? M * N * kActivationSteps : 0);
   const std::size_t tasks = min(work / kMinTaskSteps, threads * kTasksPerThread);
+  // Quantise A where each row is used: inside the row blocks when every task owns whole rows (no second pass
+  // over A, no extra hand-off to the pool), else once up front for all the column groups.
+  j.quantize_in_blocks = j.quantize && (threads == 1 || tasks < 2 || ceil_div(M, mr) >= tasks);
+  if (j.quantize && !j.quantize_in_blocks) quantize_input(*j.qlayer, j.A, M, j.lda, *j.qa, pool);
   if (threads == 1 || tasks < 2) return compute_block(j, 0, M, 0, N, true);
 
   // Split M into blocks of whole tiles if there are enough of them: each task then owns whole rows and
@@ -306,7 +357,7 @@ void run_job(Job& j, std::size_t M, ThreadPool* pool) {
     compute_block(j, m0, min(m0 + rows, M), n0, min(n0 + cols, N), with_norm);
   };
 
-  if (tasks_n == 1 || ep.norm == Norm::none) {
+  if (tasks_n == 1 || ep.norm == Norm::none || j.fused_no_norm) {
     pool->run(blocks, [&](std::size_t task, int) { block(task, true); });
     return;
   }
@@ -315,9 +366,9 @@ void run_job(Job& j, std::size_t M, ThreadPool* pool) {
   // without the norm; the rest normalise chunks of rows once every block is done. Tasks are claimed in
   // order, so when a norm task starts, every block has been claimed by a running thread: waiting for them
   // cannot deadlock (and inline, in order, never waits). A second run() would cost a second hand-off.
-  const std::size_t norm_rows = ceil_div(M, min(threads, M));
+  const std::size_t rows_per_norm_task = ceil_div(M, min(threads, M));
   std::atomic<std::size_t> blocks_done{0};
-  pool->run(blocks + ceil_div(M, norm_rows), [&](std::size_t task, int) {
+  pool->run(blocks + ceil_div(M, rows_per_norm_task), [&](std::size_t task, int) {
     if (task < blocks) {
       struct Count {  // counts the block even if it threw, so that no norm task waits forever
         std::atomic<std::size_t>& done;
@@ -330,8 +381,8 @@ void run_job(Job& j, std::size_t M, ThreadPool* pool) {
       if (spins < 4096) cpu_relax();
       else std::this_thread::yield();  // a block's thread was preempted: let it run
     }
-    const std::size_t m0 = (task - blocks) * norm_rows;
-    for (std::size_t m = m0; m < min(m0 + norm_rows, M); ++m) norm_row(j, m);
+    const std::size_t m0 = (task - blocks) * rows_per_norm_task;
+    norm_rows(j, m0, min(m0 + rows_per_norm_task, M));
   });
 }
 
@@ -381,13 +432,26 @@ QPackedLinear::QPackedLinear(const KernelTable& table, const std::int8_t* W, con
 }
 
 void qlinear_forward(const QPackedLinear& layer, const float* A, std::size_t M, std::size_t lda, float* C,
-                     std::size_t ldc, const Epilogue& ep, QScratch& qa, ThreadPool* pool) {
+                     std::size_t ldc, const Epilogue& ep, QScratch& qa, ThreadPool* pool, bool reuse_input) {
   if (M == 0) return;
   const QGemmKernel& g = layer.gemm();
   const std::size_t K = layer.k(), Kp = layer.kp();
-  if (qa.q.size() < M * Kp) qa.q.resize(M * Kp);
-  if (qa.scale.size() < M) qa.scale.resize(M);
-  if (qa.zero.size() < M) qa.zero.resize(M);
+  const bool reuse = reuse_input && qa.rows == M && qa.k == K && qa.smooth == layer.smooth() &&
+                     qa.quantizer == g.quantize;
+  if (!reuse) reserve(qa, layer, M);
+  Job j{nullptr, &layer, layer.table(), layer.n(), K, g.mr, g.nr, A, &qa, C, ldc, ep, {}, {}};
+  j.qtile.K4 = Kp / 4;
+  j.qtile.lda = Kp;
+  j.lda = lda;
+  j.quantize = !reuse;
+  run_job(j, M, pool);
+}
+
+void quantize_input(const QPackedLinear& layer, const float* A, std::size_t M, std::size_t lda, QScratch& qa,
+                    ThreadPool* pool) {
+  const QGemmKernel& g = layer.gemm();
+  const std::size_t K = layer.k(), Kp = layer.kp();
+  reserve(qa, layer, M);
   const auto quantize = [&](std::size_t m0, std::size_t m1) {
     g.quantize({A + m0 * lda, lda, m1 - m0, K, layer.smooth(), qa.q.data() + m0 * Kp, Kp, qa.scale.data() + m0,
                 qa.zero.data() + m0, g.a_offset});
@@ -399,10 +463,6 @@ void qlinear_forward(const QPackedLinear& layer, const float* A, std::size_t M, 
     const std::size_t parts = min(threads, M), rows = ceil_div(M, parts);
     pool->run(ceil_div(M, rows), [&](std::size_t task, int) { quantize(task * rows, min(task * rows + rows, M)); });
   }
-  Job j{nullptr, &layer, layer.table(), layer.n(), K, g.mr, g.nr, A, &qa, C, ldc, ep, {}, {}};
-  j.qtile.K4 = Kp / 4;
-  j.qtile.lda = Kp;
-  run_job(j, M, pool);
 }
 
 }  // namespace mbl::ops

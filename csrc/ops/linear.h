@@ -127,16 +127,30 @@ class QPackedLinear {
   std::vector<float> w_scale_, w_sum_, bias_, smooth_;
 };
 
-// Grow-only scratch for one call's quantised activations (a forward keeps one in its workspace).
+// Grow-only scratch for one call's quantised activations (a forward keeps one in its workspace). It remembers
+// what it holds (rows, K, smoothing, quantiser) so that a caller can reuse it for the next Linear on the same
+// input (see qlinear_forward's reuse_input).
 struct QScratch {
   std::vector<std::uint8_t> q;
   std::vector<float> scale, zero;
+  std::size_t rows = 0, k = 0;
+  const float* smooth = nullptr;
+  kernels::quantize_rows_fn quantizer = nullptr;
 };
 
 // As linear_forward, with int8 weights: A[M, K] is quantised per row into scratch, multiplied in int32 and
 // dequantised in the tile (with the bias and the clamp activations), then the same epilogue as linear_forward
 // runs on the float32 rows. Bitwise identical for any pool size.
+//
+// reuse_input: the caller vouches that scratch already holds this A, unchanged since it was quantised by the
+// previous call (several Linears reading one input: MobileBERT's layer input feeds three). The quantisation is
+// then skipped if scratch's rows, K, smoothing and quantiser also match; otherwise A is quantised as usual.
 void qlinear_forward(const QPackedLinear& layer, const float* A, std::size_t M, std::size_t lda, float* C,
-                     std::size_t ldc, const Epilogue& epilogue, QScratch& scratch, ThreadPool* pool = nullptr);
+                     std::size_t ldc, const Epilogue& epilogue, QScratch& scratch, ThreadPool* pool = nullptr,
+                     bool reuse_input = false);
+
+// The quantisation step of qlinear_forward alone: A's rows into scratch, in parallel over rows when large.
+void quantize_input(const QPackedLinear& layer, const float* A, std::size_t M, std::size_t lda, QScratch& scratch,
+                    ThreadPool* pool);
 
 }  // namespace mbl::ops

@@ -372,7 +372,8 @@ bool run_qgemm(const QGemmKernel& g, const std::vector<std::uint8_t>& Aq, const 
                const std::vector<float>& a_zero, const std::vector<std::int8_t>& W, const std::vector<float>& w_scale,
                const std::vector<float>& bias,
                std::size_t M, std::size_t N, std::size_t K, float lo, float hi, std::vector<float>& C,
-               std::size_t& ldc) {
+               std::size_t& ldc, const float* residual = nullptr, const float* norm_w = nullptr,
+               const float* norm_b = nullptr) {
   const std::size_t Kp = round4(K), panels = (N + g.nr - 1) / g.nr, padded = panels * g.nr;
   std::vector<std::int8_t> packed(padded * Kp + 16, 77);
   g.pack(W.data(), N, K, packed.data());
@@ -410,6 +411,12 @@ bool run_qgemm(const QGemmKernel& g, const std::vector<std::uint8_t>& Aq, const 
       t.ldc = ldc;
       t.lo = lo;
       t.hi = hi;
+      if (norm_w != nullptr) {
+        t.residual = residual != nullptr ? residual + m0 * N + n0 : nullptr;
+        t.ldr = N;
+        t.norm_weight = norm_w + n0;
+        t.norm_bias = norm_b + n0;
+      }
       g.ukernel(t);
     }
   for (std::size_t r = 0; r < M + 2; ++r)
@@ -486,6 +493,33 @@ void test_qgemm(const QGemmKernel& g) {
       }
     report(ok, "qgemm scaled epilogue with zeros and a NaN row");
   }
+  // Fused NoNorm (configs that offer it): fma(clamp(...) + residual, w, b), residual and norm read unpadded.
+  if (g.fuses_no_norm)
+    for (int with_residual = 0; with_residual < 2; ++with_residual) {
+      const std::size_t M = 2 * g.mr + 1, N = 2 * g.nr + 3, K = 21;
+      std::vector<int> q(M * K);
+      std::vector<std::int8_t> W(N * K);
+      for (int& x : q) x = small_int(-128, 127);
+      for (auto& x : W) x = static_cast<std::int8_t>(small_int(-127, 127));
+      std::vector<float> as = randv(M, 1e-3f, 1e-2f), az = randv(M, -1, 1), ws = randv(N, 1e-3f, 1e-2f),
+                         bias = randv(N, -1, 1), res = randv(M * N, -2, 2), nw = randv(N, -2, 2), nb = randv(N, -1, 1);
+      std::vector<float> C;
+      std::size_t ldc = 0;
+      bool ok = run_qgemm(g, as_bytes(q, M, K, g.a_offset), as, az, W, ws, bias, M, N, K, 0.0f, 6.0f, C, ldc,
+                          with_residual ? res.data() : nullptr, nw.data(), nb.data());
+      for (std::size_t m = 0; m < M; ++m)
+        for (std::size_t n = 0; n < N; ++n) {
+          std::int64_t s = 0, wsum = 0;
+          for (std::size_t k = 0; k < K; ++k) s += static_cast<std::int64_t>(q[m * K + k]) * W[n * K + k];
+          for (std::size_t k = 0; k < K; ++k) wsum += W[n * K + k];
+          float v = std::fma(static_cast<float>(s), as[m] * ws[n],
+                             std::fma(az[m], ws[n] * static_cast<float>(wsum), bias[n]));
+          v = v < 0.0f ? 0.0f : (v > 6.0f ? 6.0f : v);
+          if (with_residual) v += res[m * N + n];
+          ok &= C[(m + 1) * ldc + n + 1] == std::fma(v, nw[n], nb[n]);
+        }
+      report(ok, "qgemm fused NoNorm residual=%d", with_residual);
+    }
   // The largest K the driver allows at full range: acc near +-2^31 must not wrap (checked in int64).
   {
     const std::size_t M = 2, N = 3, K = ops::kQLinearMaxK;

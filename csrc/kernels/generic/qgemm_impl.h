@@ -106,9 +106,14 @@ void qgemm_tile_portable(const QGemmTile& t) {
         acc[m][n] += av[0] * w[n * 4] + av[1] * w[n * 4 + 1] + av[2] * w[n * 4 + 2] + av[3] * w[n * 4 + 3];
     }
   for (std::size_t m = 0; m < t.mr; ++m)
-    for (std::size_t n = 0; n < t.nr; ++n)
-      t.C[m * t.ldc + n] = dequantize(acc[m][n], t.a_scale[m], t.a_zero[m], t.w_scale[n], t.w_sum[n], t.bias[n], t.lo,
-                                      t.hi);
+    for (std::size_t n = 0; n < t.nr; ++n) {
+      float v = dequantize(acc[m][n], t.a_scale[m], t.a_zero[m], t.w_scale[n], t.w_sum[n], t.bias[n], t.lo, t.hi);
+      if (t.norm_weight != nullptr) {  // fused NoNorm
+        if (t.residual != nullptr) v += t.residual[m * t.ldr + n];
+        v = std::fma(v, t.norm_weight[n], t.norm_bias[n]);
+      }
+      t.C[m * t.ldc + n] = v;
+    }
 }
 
 }  // namespace

@@ -72,12 +72,23 @@ void tile(const QGemmTile& t) {
   const __m512 lo = _mm512_set1_ps(t.lo), hi = _mm512_set1_ps(t.hi);
   const __mmask16 all = 0xFFFF;
   float* c = t.C;
+  const bool no_norm = t.norm_weight != nullptr;  // fused NoNorm: fma(v + residual, w, b), masked (unpadded)
+  __m512 nw[kNv], nb[kNv];
+  MBL_UNROLL for (std::size_t v = 0; v < kNv; ++v) {
+    nw[v] = no_norm ? _mm512_maskz_loadu_ps(keep[v], t.norm_weight + 16 * v) : _mm512_setzero_ps();
+    nb[v] = no_norm ? _mm512_maskz_loadu_ps(keep[v], t.norm_bias + 16 * v) : _mm512_setzero_ps();
+  }
   MBL_UNROLL for (std::size_t m = 0; m < MR; ++m) {
     const __m512 as = _mm512_set1_ps(t.a_scale[m]), az = _mm512_set1_ps(t.a_zero[m]);
     MBL_UNROLL for (std::size_t v = 0; v < kNv; ++v) {
       const __m512 off = _mm512_fmadd_ps(az, wz[v], bs[v]);
       __m512 r = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(all, acc[m][v]), _mm512_mul_ps(as, ws[v]), off);
       r = _mm512_maskz_min_ps(all, hi, _mm512_maskz_max_ps(all, lo, r));
+      if (no_norm) {
+        if (t.residual != nullptr)
+          r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(keep[v], t.residual + m * t.ldr + 16 * v));
+        r = _mm512_fmadd_ps(r, nw[v], nb[v]);
+      }
       _mm512_mask_storeu_ps(c + m * t.ldc + 16 * v, keep[v], r);
     }
   }
