@@ -366,3 +366,12 @@ def max_rel_err(x, ref) -> float:
     if x.shape != ref.shape:
         return float("nan")
     return float(np.max(np.abs(x - ref)) / max(1.0, float(np.max(np.abs(ref)))))
+
+
+def print_table(hdr: list, rows: list) -> None:
+    """A markdown table with padded columns."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(hdr)]
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(hdr, widths)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in rows:
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")

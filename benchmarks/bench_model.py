@@ -353,12 +353,7 @@ def main(argv=None) -> int:
                 row.append(f"{encoder_gflop(b, L) / (ours / 1e3):.1f}" if ours else "-")
             rows.append(row)
     hdr = [h for h in hdr if h]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(hdr)]
-    line = "| " + " | ".join(h.ljust(w) for h, w in zip(hdr, widths)) + " |"
-    print(line)
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for r in rows:
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
+    C.print_table(hdr, rows)
     print("\nms = median; [x] = max|x - torch| / max(1, max|torch|) of last_hidden_state vs PyTorch fp32 (1 thread);"
           "\nX/ours = X's median / ours (mbl native, fp32): > 1 means mobilebert-lite is faster; ORT int8/ours int8 = "
           "ORT int8's median / mbl int8's (quantize=\"int8\"). min/p90/runs are in --json."

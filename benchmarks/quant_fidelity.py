@@ -640,11 +640,7 @@ def print_report(res: dict) -> tuple:
                 exceptions_plan.append(f"{model_name} {fig}")
             row.append(v_req if v_plan == v_req else f"{v_req} (plan: {v_plan})")
             rows.append(row)
-    widths = [max(len(h), *(len(x[i]) for x in rows)) for i, h in enumerate(hdr)]
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(hdr, widths)) + " |")
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for x in rows:
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(x, widths)) + " |")
+    C.print_table(hdr, rows)
     print("\nEach cell: vs the engine's own fp32 (ours int8 vs ours fp32 native; ORT int8 vs ORT fp32), in parentheses"
           " vs PyTorch fp32.\n"
           "max rel err = max|x - fp32| / max|fp32|, mean rel err = mean|x - fp32| / mean|fp32|, pooled over every "

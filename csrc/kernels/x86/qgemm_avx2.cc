@@ -70,7 +70,6 @@ constexpr auto kTiles = qtile_table<Tile>(std::make_index_sequence<kQGemmMr>{});
 // K < 8 needs masked loads; nothing past a row's Kp bytes is written.
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
-constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
 inline float hmin(__m256 v) {
   __m128 s = _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -102,12 +101,6 @@ struct Row {
   }
 };
 
-// A row's statistics, with the contract's float32 operations in its order, none fused.
-struct Stats {
-  float lo, range, s, inv;
-  bool finite;  // every y finite
-};
-
 // always_inline into rows(): as a call, each row paid a vzeroupper and a cold start of its latency chain.
 template <bool SMOOTH>
 [[gnu::always_inline]] inline Stats row_stats(Row<SMOOTH> y, std::size_t K) {
@@ -136,31 +129,16 @@ template <bool SMOOTH>
     vhi[0] = _mm256_max_ps(vhi[0], vhi[i]);
     trap[0] = _mm256_add_ps(trap[0], trap[i]);
   }
-  Stats st;
-  st.lo = hmin(vlo[0]);
-  st.range = hmax(vhi[0]) - st.lo;
-  st.s = st.range / 255.0f;
-  st.inv = 255.0f / st.range;
-  st.finite = _mm256_movemask_ps(_mm256_cmp_ps(trap[0], trap[0], _CMP_UNORD_Q)) == 0;
-  return st;
+  return row_stats_from(hmin(vlo[0]), hmax(vhi[0]),
+                        _mm256_movemask_ps(_mm256_cmp_ps(trap[0], trap[0], _CMP_UNORD_Q)) == 0);
 }
 
 template <bool SMOOTH>
 [[gnu::always_inline]] inline void row_bytes(Row<SMOOTH> y, std::size_t K, const Stats& st, int a_offset,
                                              std::uint8_t* q, float* scale, float* zero) {
   const std::size_t Kp = round_up4(K);
-  if (!st.finite || !std::isfinite(st.range) || !(st.inv <= std::numeric_limits<float>::max())) {
-    // Constant (or within 255 / FLT_MAX of it, where inv overflows): scale 0, zero lo. A constant row's lo is
-    // its first y: the portable min keeps the first of equal values (the sign of 0).
-    const bool constant = st.finite && std::isfinite(st.range);
-    const float first = SMOOTH ? no_contract(y.x[0] * y.smooth[0]) : y.x[0];
-    *scale = constant ? 0.0f : kNaN;
-    *zero = constant ? (st.range == 0.0f ? first : st.lo) : kNaN;
-    std::memset(q, a_offset, Kp);
-    return;
-  }
-  *scale = st.s;
-  *zero = st.lo + no_contract(128.0f * st.s);
+  const float first = SMOOTH ? no_contract(y.x[0] * y.smooth[0]) : y.x[0];
+  if (!scale_and_zero(st, first, Kp, a_offset, q, scale, zero)) return;
   const __m256 lo = _mm256_set1_ps(st.lo), inv = _mm256_set1_ps(st.inv);
   // u = rint((y - lo) * inv): cvtps rounds to nearest even in the default MXCSR mode, as rint does.
   const auto u = [&](__m256 v) { return _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_sub_ps(v, lo), inv)); };
