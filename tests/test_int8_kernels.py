@@ -13,6 +13,7 @@ NumPy-only and small, so ci/arm_python.sh also runs it under qemu (neon, neon_do
 from __future__ import annotations
 
 import os
+import platform
 
 import numpy as np
 import pytest
@@ -27,6 +28,7 @@ if "native" not in mbl.BACKENDS:
 
 from mobilebert_lite import _C  # noqa: E402
 
+ARMV7 = platform.machine().lower().startswith("arm") and not platform.machine().lower().startswith("arm64")
 ALL_ISAS = ("scalar", "avx2", "avx2_vnni", "avx512", "avx512_vnni", "neon", "neon_dotprod")
 SUPPORTED = _C.runtime_info()["supported_isas"] if not os.environ.get("MBL_FORCE_ISA") else ["scalar"]
 
@@ -77,7 +79,9 @@ def test_quantiser_is_bit_exact(isa):
     rng = np.random.default_rng(1)
     for K in (1, 2, 3, 4, 5, 15, 16, 17, 31, 64, 65, 130, 512):
         x = (rng.standard_normal((10, K)) * 3).astype(np.float32)
-        x[9] = rng.integers(-3, 4, K) * np.float32(1e-39)  # range < 255 / FLT_MAX: inv overflows -> like constant
+        # range < 255 / FLT_MAX: inv overflows -> treated as constant. Not on 32-bit ARM, where NumPy's own SIMD
+        # loops flush subnormals (the C++ kernel tests cover this row there).
+        x[9] = 0.0 if ARMV7 else rng.integers(-3, 4, K) * np.float32(1e-39)
         x[1] = rng.integers(-255, 256, K) * np.float32(0.5)  # range 255: inv 1, every half a tie
         x[1, 0] = -127.5
         x[1, -1] = 127.5 if K > 1 else -127.5
