@@ -288,3 +288,21 @@ def test_int8_model_under_each_forced_isa(isa, hf_checkpoint, tmp_path):
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["isa"] == isa
     assert_native_agrees_with_reference(out["native"], out["reference"], None, out["kernel"])
+
+
+# ------------------------------------------------------------------------------------------- pipelines and CLI
+def test_pipeline_and_cli_take_quantize(uncased, hf_checkpoint, tmp_path):
+    text = "int8 keeps the sentence close"
+    fp32 = mbl.pipeline("feature-extraction", model=uncased)
+    int8 = mbl.pipeline("feature-extraction", model=uncased, quantize="int8")
+    assert int8.model.quantize == "int8" and fp32.model.quantize is None
+    a, b = np.asarray(fp32(text)), np.asarray(int8(text))
+    assert a.shape == b.shape and 0 < _rel(b, a) <= INT8_VS_HF
+    with pytest.raises(ValueError, match="applies when loading a model directory"):
+        mbl.pipeline("feature-extraction", model=fp32.model, quantize="int8")
+    ck = hf_checkpoint("MobileBertModel", config_kwargs("default", "MobileBertModel"))
+    proc = subprocess.run([sys.executable, "-m", "mobilebert_lite", "run", "--model", ck.path, "--ids", "2 5 7",
+                           "--quantize", "int8", "--json"], capture_output=True, text=True, timeout=300,
+                          cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert "last_hidden_state" in json.loads(proc.stdout)["outputs"]

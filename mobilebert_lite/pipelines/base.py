@@ -22,6 +22,9 @@ def load_model_and_tokenizer(model, tokenizer, model_class: str, *, backend=None
         path = os.fspath(model)
         model = getattr(mbl, model_class).from_pretrained(path, backend=backend, num_threads=num_threads,
                                                           quantize=quantize)
+    elif quantize is not None and getattr(model, "quantize", None) != quantize:
+        raise ValueError(f"quantize={quantize!r} applies when loading a model directory; this model instance was "
+                         f"loaded with quantize={getattr(model, 'quantize', None)!r}")
         if tokenizer is None:
             tokenizer = path
     if isinstance(tokenizer, (str, os.PathLike)):
