@@ -386,7 +386,7 @@ void run_job(Job& j, std::size_t M, ThreadPool* pool) {
   });
 }
 
-// Rows per quantisation task: below this many elements in all, the calling thread quantises alone.
+// quantize_input (the up-front path): below this many elements in all, the calling thread quantises alone.
 constexpr std::size_t kQuantizeMinElements = 32768;
 
 }  // namespace
