@@ -2,6 +2,7 @@
 
     python benchmarks/arm_insn_count.py                      # cortex-a72 and cortex-a76, shape (1,128), 1 thread
     python benchmarks/arm_insn_count.py --cpus cortex-a72 --seq 16
+    python benchmarks/arm_insn_count.py --engines native_int8 ort_int8   # int8: ours vs ORT's dynamic int8
 
 Method. QEMU's TCG plugin API counts the guest (aarch64) instructions that are executed: a tiny plugin (the inline
 form of QEMU's own tests/plugin/insn.c, built here against the plugin ABI of the installed qemu-user) adds each
@@ -118,8 +119,9 @@ CPUINFO = {
                                         "asimdrdm lrcpc dcpop asimddp"),
 }
 
-ENGINES = ("native", "ort_fp32")
-LABEL = {"native": "mbl native", "ort_fp32": "ORT fp32"}
+ENGINES = ("native", "ort_fp32", "native_int8", "ort_int8")
+LABEL = {"native": "mbl native", "ort_fp32": "ORT fp32", "native_int8": "mbl int8", "ort_int8": "ORT int8"}
+OURS = {"native": "native", "ort_fp32": "native", "native_int8": "native_int8", "ort_int8": "native_int8"}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -209,7 +211,7 @@ def count(plugin: Path, cpu: str, engine: str, forwards: int, args) -> tuple[int
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cpus", nargs="+", default=["cortex-a72", "cortex-a76"])
-    ap.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
+    ap.add_argument("--engines", nargs="+", default=["native", "ort_fp32"], choices=ENGINES)
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--workdir", type=Path, default=Path(os.environ.get("MBL_BENCH_DIR", "/tmp/mbl_bench")))
@@ -245,9 +247,10 @@ def main() -> None:
     print()
     print("| QEMU_CPU | engine | G insns / forward | M FMLA.4S / forward | FMLA share | insns per FMLA | vs ours |")
     print("|---|---|---|---|---|---|---|")
-    ours = {cpu: n for cpu, engine, n, _ in rows if engine == "native"}
+    ours = {(cpu, engine): n for cpu, engine, n, _ in rows if engine in ("native", "native_int8")}
     for cpu, engine, n, f in rows:
-        rel = f"{n / ours[cpu]:.2f}x" if cpu in ours else "-"
+        base = ours.get((cpu, OURS[engine]))
+        rel = f"{n / base:.2f}x" if base else "-"
         print(f"| {cpu} | {LABEL[engine]} | {n / 1e9:.3f} | {f / 1e6:.1f} | {f / n:.0%} | {n / max(f, 1):.2f} | "
               f"{rel} |")
 
