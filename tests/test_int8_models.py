@@ -306,3 +306,22 @@ def test_pipeline_and_cli_take_quantize(uncased, hf_checkpoint, tmp_path):
                           cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     assert "last_hidden_state" in json.loads(proc.stdout)["outputs"]
+
+
+@pytest.mark.parametrize("quantize", [None, "int8"])
+def test_batches_over_512_rows_run_the_ffn_in_chunks(quantize):
+    """R = N * L > 512 rows: the engine runs each FFN in chunks of 256 rows (cache locality). Rows are independent,
+    so the result is that of the reference, and the same bits on 1 and 2 threads."""
+    cfg = mbl.MobileBertConfig(**{**config_kwargs("default", "MobileBertModel"), "max_position_embeddings": 256})
+    params = mbl.MobileBertModel(cfg, backend="reference", seed=3).params
+    ids = np.random.default_rng(3).integers(1, cfg.vocab_size, (3, 211))
+    mask = np.ones_like(ids)
+    mask[1, 150:] = 0
+    one = mbl.MobileBertModel(cfg, params, quantize=quantize, num_threads=1)(input_ids=ids, attention_mask=mask)
+    two = mbl.MobileBertModel(cfg, params, quantize=quantize, num_threads=2)(input_ids=ids, attention_mask=mask)
+    ref = mbl.MobileBertModel(cfg, params, quantize=quantize, backend="reference")(input_ids=ids, attention_mask=mask)
+    np.testing.assert_array_equal(one.last_hidden_state, two.last_hidden_state)
+    if quantize is None:
+        assert _rel(one.last_hidden_state, ref.last_hidden_state) <= 1e-4
+    else:
+        assert_native_agrees_with_reference(one.last_hidden_state, ref.last_hidden_state, None)
