@@ -121,7 +121,6 @@ class Int8Weight:
 
     def __init__(self, q, scale, smooth=None):
         self.q, self.scale, self.smooth = q, scale, smooth
-        self.shape = q.shape
         self.w_sum = (scale * q.astype(np.int64).sum(axis=1).astype(np.float32)).astype(np.float32)
 
     def __call__(self, x: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:

@@ -60,10 +60,9 @@ def _fields(out):
 
 
 def expected_int8_linears(cfg) -> int:
-    per_layer = 2 + 2 * cfg.num_feedforward_networks  # Q, K, V (+attention output) and each FFN's two
+    per_layer = 4 + 2 * cfg.num_feedforward_networks  # Q, K, V, attention output, and each FFN's two
     per_layer += 2 if cfg.use_bottleneck else 0  # bottleneck input, output bottleneck
     per_layer += 1 if cfg.use_bottleneck and not cfg.use_bottleneck_attention else 0  # shared Q/K bottleneck
-    per_layer += 2  # Q, K counted above as 2; V and attention output
     embed = 1 if cfg.trigram_input or cfg.embedding_size != cfg.hidden_size else 0
     return cfg.num_hidden_layers * per_layer + embed
 
