@@ -13,7 +13,8 @@ relative probability error of about ds, twice counting the max's. The rest is th
   * exp: at most 1.011 ulp on the SIMD tiers (measured over every float in [-104, 89], see test_exp_accuracy),
     0.5 ulp on the scalar tier (double exp rounded once): 6e-8 relative;
   * the row sum: W lanes of L/W terms each, then a W-lane reduction, <= (L/W + log2 W + 1) u <= 4.2e-6 at L = 512
-    (AVX2), common to the whole row; the division adds 0.5 ulp;
+    (AVX2), common to the whole row; the reciprocal and the multiply by it add 1 ulp (0.5 ulp: the scalar tier's
+    double division);
   * P V in float32, j in order: the error grows like sqrt(L) u times the partial sums (<= max|v|), about
     1e-6 max|v| at worst for L = 512; measured below 2e-7 max|v|.
 So rtol 1e-5 has a 2x margin over the worst softmax bound, atol 1e-6 covers the absolute errors of tiny

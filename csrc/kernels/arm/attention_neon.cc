@@ -2,7 +2,7 @@
 // Tiles (scores R x C vectors; P V RP x CP vectors):
 //   AArch64 4 x 4: 16 accumulators + 4 key vectors + 1 broadcast of the 32 q-registers (4 rows x 16 keys);
 //   ARMv7   4 x 2: 8 accumulators + 2 key vectors + 1 broadcast of its 16 (4 rows x 8 keys).
-// ARMv7 NEON has no vector divide and no across-lane max; see div() and hmax(). ARMv7 NEON arithmetic also
+// ARMv7 NEON has no across-lane max; see hmax(). ARMv7 NEON arithmetic also
 // flushes subnormals to zero (architecturally, whatever FPSCR says), so an exp that should be subnormal
 // (x < -87.3) comes out as 0 there: an absolute error below 2^-126, invisible after the softmax.
 #include <arm_neon.h>
@@ -20,19 +20,6 @@ struct AttnVec : Vec {
   // return NaN instead, and differ on -0 vs +0.
   static Reg min(Reg a, Reg b) { return vbslq_f32(vcltq_f32(a, b), a, b); }
   static Reg max(Reg a, Reg b) { return vbslq_f32(vcgtq_f32(a, b), a, b); }
-  static Reg div(Reg a, Reg b) {
-#if defined(__aarch64__)
-    return vdivq_f32(a, b);
-#else
-    // A true, correctly rounded division as the contract asks (reciprocal estimate + Newton steps is not):
-    // lane by lane on the VFP unit. Only the softmax normalisation divides, L values per row.
-    float x[kWidth], y[kWidth];
-    vst1q_f32(x, a);
-    vst1q_f32(y, b);
-    for (std::size_t i = 0; i < kWidth; ++i) x[i] /= y[i];
-    return vld1q_f32(x);
-#endif
-  }
   static float hmax(Reg v) {
 #if defined(__aarch64__)
     return vmaxvq_f32(v);

@@ -12,14 +12,15 @@
 //   3. For each block of R query rows: a R x (C*W) register tile of scores per step of keys, t = 0..d-1
 //      in order, one FMA each, then * scale (the dot product first, then the scale: HF's matmul * scaling),
 //      then the mask. Rows past L in the last block repeat the last row and are never stored.
-//   4. Softmax per row in place: max, e = exp(s - max) with the vector exp below, sum, e / sum (a true
-//      division, as torch's softmax). A fully masked row under PyTorch semantics has max = -FLT_MAX and
+//   4. Softmax per row in place: max, e = exp(s - max) with the vector exp below, sum, e * (1 / sum) (one
+//      reciprocal per row, then a multiply: torch's vectorised softmax does the same, and a division per score
+//      cost ~2 % of a whole int8 forward at L = 384). A fully masked row under PyTorch semantics has max = -FLT_MAX and
 //      every e = exp(0) = 1: uniform, like HF. Padding lanes give exp(-inf) = 0.
 //   5. ctx = P V: a RP x (CP*W) tile of outputs per step of head columns, keys j = 0..L-1 in order.
 //
-// V provides, beyond rowops_impl.h's list (the ISA file adds them to its Vec):
+// V provides, beyond rowops_impl.h's list (the ISA file adds them to its Vec; pack_keys is optional):
 //   min(a, b), max(a, b)    x86 semantics: the second operand is returned when either is NaN
-//   div(a, b), hmax(v)      hmax: the largest lane
+//   hmax(v)                 the largest lane
 //   scale2(p, n)            p * 2^n for integer-valued n in [-150, 129], rounded once (to a subnormal or
 //                           to +inf when the exact value is one)
 #pragma once
@@ -27,6 +28,7 @@
 #include <cfloat>
 #include <cstddef>
 #include <limits>
+#include <type_traits>
 
 #include "kernels/kernels.h"
 
@@ -34,6 +36,12 @@ namespace mbl::kernels {
 namespace {
 
 #define MBL_ATTN_UNROLL _Pragma("GCC unroll 16")
+
+// Optional: V::pack_keys(k, ldk, L, d, lw, kt) writes kt[t * lw + j] = k[j * ldk + t] for j < L, t < d.
+template <class V, class = void>
+struct HasPackKeys : std::false_type {};
+template <class V>
+struct HasPackKeys<V, std::void_t<decltype(&V::pack_keys)>> : std::true_type {};
 
 // exp(x) for float32 x, Cephes expf's scheme: n = round(x / ln 2), r = x - n ln 2 in two FMA steps
 // (ln 2 split into a 9-bit head, so n * head is exact), exp(r) on [-ln2/2, ln2/2] by a degree-7 polynomial
@@ -138,10 +146,14 @@ void attention_head_impl(const AttentionHead& a) {
   for (std::size_t j = 0; j < L; ++j) mask[j] = (a.keep == nullptr || a.keep[j] != 0) ? 0.0f : a.mask_value;
   for (std::size_t j = L; j < lw; ++j) mask[j] = -kInf;
 
-  // 2. K^T, zero padded to lw keys.
-  for (std::size_t j = 0; j < L; ++j) {
-    const float* kj = a.k + j * a.ldk;
-    for (std::size_t t = 0; t < d; ++t) kt[t * lw + j] = kj[t];
+  // 2. K^T, zero padded to lw keys (an ISA may bring a faster transpose: pack_keys).
+  if constexpr (HasPackKeys<V>::value) {
+    V::pack_keys(a.k, a.ldk, L, d, lw, kt);
+  } else {
+    for (std::size_t j = 0; j < L; ++j) {
+      const float* kj = a.k + j * a.ldk;
+      for (std::size_t t = 0; t < d; ++t) kt[t * lw + j] = kj[t];
+    }
   }
   for (std::size_t t = 0; t < d; ++t)
     for (std::size_t j = L; j < lw; ++j) kt[t * lw + j] = 0.0f;
@@ -169,8 +181,8 @@ void attention_head_impl(const AttentionHead& a) {
         V::store(sr + j, e, W);
         sum = V::add(sum, e);
       }
-      const Reg vsum = V::set1(V::hsum(sum));
-      for (std::size_t j = 0; j < lw; j += W) V::store(sr + j, V::div(V::load(sr + j, W), vsum), W);
+      const Reg vinv = V::set1(1.0f / V::hsum(sum));
+      for (std::size_t j = 0; j < lw; j += W) V::store(sr + j, V::mul(V::load(sr + j, W), vinv), W);
       if (a.probs != nullptr) {
         float* pr = a.probs + (i0 + r) * L;
         for (std::size_t j = 0; j < L; j += W) V::store(pr + j, V::load(sr + j, W), L - j < W ? L - j : W);
