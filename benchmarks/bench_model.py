@@ -198,8 +198,9 @@ def main(argv=None) -> int:
     ap.add_argument("--max-time", type=float, default=None, help="cap per shape, seconds, default 15 (quick: 5)")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--repeat", type=int, default=1,
-                    help="fresh processes per (engine, threads); the lowest per-shape median is reported (all kept "
-                         "in --json as process_medians_ms). Guards against bimodal thread-pool start-ups.")
+                    help="rounds: fresh processes per (engine, threads), the engines taking turns round by round; the "
+                         "lowest per-shape median is reported (all kept in --json as process_medians_ms). Guards "
+                         "against bimodal thread-pool start-ups and against a shared machine's slow spells.")
     ap.add_argument("--rebuild", action="store_true", help="rebuild the random model and the ONNX files")
     ap.add_argument("--json", default=None, help="write every number to this file")
     # internal (child mode)
@@ -244,31 +245,34 @@ def main(argv=None) -> int:
     print(f"# mode={mode}: >= {a.min_runs} runs and >= {a.min_time} s per shape (cap {a.max_time} s), "
           f"{a.warmup} warm-up calls, best of {a.repeat} process(es); engines {engines}; threads {threads}",
           flush=True)
+    # Rounds: every engine once per round, the rounds one after another, so that a slow spell of a shared
+    # machine falls on every engine alike instead of on whichever ran during it.
     for thr in threads:
-        for eng in engines:
-            best = None
-            for rep in range(a.repeat):
+        best = {eng: None for eng in engines}
+        for rep in range(a.repeat):
+            for eng in engines:
                 print(f"  running {ENGINE_LABEL[eng]:<14} threads={thr} process {rep + 1}/{a.repeat} ...",
                       end=" ", flush=True)
                 res, npz = run_child(eng, thr, a, tmp)
                 if npz is None:
-                    best = best or res
+                    best[eng] = best[eng] or res
                     continue
                 med = {k: round(v.get("median_ms", float("nan")), 1) for k, v in res["shapes"].items()}
                 print(f"load {res['load_s']:.2f} s; median ms {med}", flush=True)
                 if res.get("package_fingerprint"):
                     fingerprints.add(res["package_fingerprint"])
-                if best is None or "error" in best:
-                    best = res
-                    best["process_medians_ms"] = {k: [v.get("median_ms")] for k, v in res["shapes"].items()}
+                if best[eng] is None or "error" in best[eng]:
+                    best[eng] = res
+                    res["process_medians_ms"] = {k: [v.get("median_ms")] for k, v in res["shapes"].items()}
                     outputs[(eng, thr)] = dict(np.load(npz))
                 else:
                     # keep, per shape, the statistics of the process with the lowest median
                     for k, v in res["shapes"].items():
-                        best["process_medians_ms"][k].append(v.get("median_ms"))
-                        if v.get("median_ms", 1e30) < best["shapes"][k].get("median_ms", 1e30):
-                            best["shapes"][k] = v
-            results[(eng, thr)] = best
+                        best[eng]["process_medians_ms"][k].append(v.get("median_ms"))
+                        if v.get("median_ms", 1e30) < best[eng]["shapes"][k].get("median_ms", 1e30):
+                            best[eng]["shapes"][k] = v
+        for eng in engines:
+            results[(eng, thr)] = best[eng]
     # fp32 PyTorch reference outputs (1 thread) for the agreement check
     ref = outputs.get(("torch", 1)) or outputs.get(("torch", threads[0]))
     if ref is None:
