@@ -3,6 +3,7 @@
     python benchmarks/arm_insn_count.py                      # cortex-a72 and cortex-a76, shape (1,128), 1 thread
     python benchmarks/arm_insn_count.py --cpus cortex-a72 --seq 16
     python benchmarks/arm_insn_count.py --engines native_int8 ort_int8   # int8: ours vs ORT's dynamic int8
+    python benchmarks/arm_insn_count.py --x86-cpu EPYC-Milan --engines native_int8 ort_int8   # x86 without AVX-512
 
 Method. QEMU's TCG plugin API counts the guest (aarch64) instructions that are executed: a tiny plugin (the inline
 form of QEMU's own tests/plugin/insn.c, built here against the plugin ABI of the installed qemu-user) adds each
@@ -189,6 +190,8 @@ def count(plugin: Path, cpu: str, engine: str, forwards: int, args) -> tuple[int
     import _common
 
     env = _common.child_env(1)
+    if args.x86_cpu:
+        return count_x86(plugin, cpu, engine, forwards, args, env)
     prefix = make_prefix(cpu)
     env.update(QEMU_CPU=cpu, QEMU_LD_PREFIX=str(prefix), PYTHONHASHSEED="0",
                PYTHONPATH=os.pathsep.join([str(SITE), str(ORT_SITE)]))
@@ -208,6 +211,26 @@ def count(plugin: Path, cpu: str, engine: str, forwards: int, args) -> tuple[int
     return int(m.group(1)), int(m.group(2)), r.stdout.strip().splitlines()[-1], wall
 
 
+def count_x86(plugin: Path, cpu: str, engine: str, forwards: int, args, env) -> tuple[int, int, str, float]:
+    """count() for --x86-cpu: this host's python and packages under qemu-x86_64 with an x86 CPU model, so that both
+    engines dispatch to the kernels that CPU would get (e.g. EPYC-Milan = Zen 3: AVX2, no AVX-512). QEMU 7.2's TCG runs
+    AVX2 but no AVX-512, so only models without AVX-512 can be measured. The FMLA column stays 0."""
+    env.update(PYTHONHASHSEED="0")
+    log = PLUGIN_DIR / f"log-x86-{cpu}-{engine}-{forwards}.txt"
+    cmd = ["qemu-x86_64", "-cpu", cpu, "-plugin", str(plugin), "-d", "plugin", "-D", str(log), sys.executable,
+           str(Path(__file__).resolve()), "--child", engine, "--forwards", str(forwards), "--batch", str(args.batch),
+           "--seq", str(args.seq), "--workdir", str(args.workdir)]
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if r.returncode != 0:
+        sys.exit(f"guest run failed ({' '.join(cmd)}):\n{r.stdout}\n{r.stderr}")
+    m = re.search(r"mbl-insns: (\d+) fmla4s: (\d+)", log.read_text())
+    if not m:
+        sys.exit(f"no instruction count in {log}")
+    return int(m.group(1)), 0, r.stdout.strip().splitlines()[-1], wall
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cpus", nargs="+", default=["cortex-a72", "cortex-a76"])
@@ -215,6 +238,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--workdir", type=Path, default=Path(os.environ.get("MBL_BENCH_DIR", "/tmp/mbl_bench")))
+    ap.add_argument("--x86-cpu", metavar="MODEL",
+                    help="count on x86 instead: this host's python under qemu-x86_64 -cpu MODEL (e.g. EPYC-Milan, Zen "
+                         "3's AVX2 without AVX-512); --cpus is then ignored")
     ap.add_argument("--child", choices=ENGINES, help=argparse.SUPPRESS)
     ap.add_argument("--forwards", type=int, default=1, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -222,16 +248,21 @@ def main() -> None:
         child(args.child, args.forwards, args.batch, args.seq, args.workdir)
         return
 
-    for p in (ROOTFS / "usr/bin/python3", SITE / "mobilebert_lite"):
-        if not p.exists():
-            sys.exit(f"missing {p}: run `bash ci/arm_python.sh` first")
+    if args.x86_cpu:
+        args.cpus = [args.x86_cpu]
+    else:
+        for p in (ROOTFS / "usr/bin/python3", SITE / "mobilebert_lite"):
+            if not p.exists():
+                sys.exit(f"missing {p}: run `bash ci/arm_python.sh` first")
     sys.path.insert(0, str(HERE))
     import _common
 
     _common.build_all(args.workdir)  # cached: HF safetensors + ONNX fp32 of the same random weights
-    ensure_ort()
+    if not args.x86_cpu:
+        ensure_ort()
     plugin = build_plugin()
-    qemu = subprocess.run(["qemu-aarch64", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    emulator = "qemu-x86_64" if args.x86_cpu else "qemu-aarch64"
+    qemu = subprocess.run([emulator, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     print(f"{qemu}; shape ({args.batch},{args.seq}); 1 thread; guest instructions of one forward = "
           f"count(warm-up + 1 forward) - count(warm-up only)")
 
@@ -251,8 +282,8 @@ def main() -> None:
     for cpu, engine, n, f in rows:
         base = ours.get((cpu, OURS[engine]))
         rel = f"{n / base:.2f}x" if base else "-"
-        print(f"| {cpu} | {LABEL[engine]} | {n / 1e9:.3f} | {f / 1e6:.1f} | {f / n:.0%} | {n / max(f, 1):.2f} | "
-              f"{rel} |")
+        fmla = ("-", "-", "-") if args.x86_cpu else (f"{f / 1e6:.1f}", f"{f / n:.0%}", f"{n / max(f, 1):.2f}")
+        print(f"| {cpu} | {LABEL[engine]} | {n / 1e9:.3f} | {' | '.join(fmla)} | {rel} |")
 
 
 if __name__ == "__main__":
