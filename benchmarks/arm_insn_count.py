@@ -185,50 +185,36 @@ def ensure_ort() -> None:
 
 
 def count(plugin: Path, cpu: str, engine: str, forwards: int, args) -> tuple[int, int, str, float]:
-    """Run one guest process; return (guest instructions, FMLA.4S among them, its stdout line, wall seconds)."""
+    """Run one guest process; return (guest instructions, FMLA.4S among them, its stdout line, wall seconds).
+
+    With --x86-cpu the guest is this host's python and packages under qemu-x86_64 with that x86 CPU model, so that
+    both engines dispatch to the kernels that CPU would get (e.g. EPYC-Milan = Zen 3: AVX2, no AVX-512; QEMU 7.2's
+    TCG runs AVX2 but no AVX-512). The FMLA count is then meaningless (it decodes aarch64) and reported as 0."""
     sys.path.insert(0, str(HERE))
     import _common
 
     env = _common.child_env(1)
-    if args.x86_cpu:
-        return count_x86(plugin, cpu, engine, forwards, args, env)
-    prefix = make_prefix(cpu)
-    env.update(QEMU_CPU=cpu, QEMU_LD_PREFIX=str(prefix), PYTHONHASHSEED="0",
-               PYTHONPATH=os.pathsep.join([str(SITE), str(ORT_SITE)]))
-    log = PLUGIN_DIR / f"log-{cpu}-{engine}-{forwards}.txt"
-    cmd = ["qemu-aarch64", "-plugin", str(plugin), "-d", "plugin", "-D", str(log),
-           str(prefix / "usr/bin/python3"), str(Path(__file__).resolve()), "--child", engine,
-           "--forwards", str(forwards), "--batch", str(args.batch), "--seq", str(args.seq),
-           "--workdir", str(args.workdir)]
-    t0 = time.perf_counter()
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if r.returncode != 0:
-        sys.exit(f"guest run failed ({' '.join(cmd)}):\n{r.stdout}\n{r.stderr}")
-    m = re.search(r"mbl-insns: (\d+) fmla4s: (\d+)", log.read_text())
-    if not m:
-        sys.exit(f"no instruction count in {log}")
-    return int(m.group(1)), int(m.group(2)), r.stdout.strip().splitlines()[-1], wall
-
-
-def count_x86(plugin: Path, cpu: str, engine: str, forwards: int, args, env) -> tuple[int, int, str, float]:
-    """count() for --x86-cpu: this host's python and packages under qemu-x86_64 with an x86 CPU model, so that both
-    engines dispatch to the kernels that CPU would get (e.g. EPYC-Milan = Zen 3: AVX2, no AVX-512). QEMU 7.2's TCG runs
-    AVX2 but no AVX-512, so only models without AVX-512 can be measured. The FMLA column stays 0."""
     env.update(PYTHONHASHSEED="0")
-    log = PLUGIN_DIR / f"log-x86-{cpu}-{engine}-{forwards}.txt"
-    cmd = ["qemu-x86_64", "-cpu", cpu, "-plugin", str(plugin), "-d", "plugin", "-D", str(log), sys.executable,
-           str(Path(__file__).resolve()), "--child", engine, "--forwards", str(forwards), "--batch", str(args.batch),
-           "--seq", str(args.seq), "--workdir", str(args.workdir)]
+    child_args = [str(Path(__file__).resolve()), "--child", engine, "--forwards", str(forwards), "--batch",
+                  str(args.batch), "--seq", str(args.seq), "--workdir", str(args.workdir)]
+    if args.x86_cpu:
+        log = PLUGIN_DIR / f"log-x86-{cpu}-{engine}-{forwards}.txt"
+        cmd = ["qemu-x86_64", "-cpu", cpu, "-plugin", str(plugin), "-d", "plugin", "-D", str(log), sys.executable]
+    else:
+        prefix = make_prefix(cpu)
+        env.update(QEMU_CPU=cpu, QEMU_LD_PREFIX=str(prefix), PYTHONPATH=os.pathsep.join([str(SITE), str(ORT_SITE)]))
+        log = PLUGIN_DIR / f"log-{cpu}-{engine}-{forwards}.txt"
+        cmd = ["qemu-aarch64", "-plugin", str(plugin), "-d", "plugin", "-D", str(log), str(prefix / "usr/bin/python3")]
     t0 = time.perf_counter()
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    r = subprocess.run(cmd + child_args, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if r.returncode != 0:
-        sys.exit(f"guest run failed ({' '.join(cmd)}):\n{r.stdout}\n{r.stderr}")
+        sys.exit(f"guest run failed ({' '.join(cmd + child_args)}):\n{r.stdout}\n{r.stderr}")
     m = re.search(r"mbl-insns: (\d+) fmla4s: (\d+)", log.read_text())
     if not m:
         sys.exit(f"no instruction count in {log}")
-    return int(m.group(1)), 0, r.stdout.strip().splitlines()[-1], wall
+    fmla = 0 if args.x86_cpu else int(m.group(2))
+    return int(m.group(1)), fmla, r.stdout.strip().splitlines()[-1], wall
 
 
 def main() -> None:
