@@ -2,9 +2,9 @@
 // Tiles (scores R x C vectors; P V RP x CP vectors):
 //   AArch64 4 x 4: 16 accumulators + 4 key vectors + 1 broadcast of the 32 q-registers (4 rows x 16 keys);
 //   ARMv7   4 x 2: 8 accumulators + 2 key vectors + 1 broadcast of its 16 (4 rows x 8 keys).
-// ARMv7 NEON has no across-lane max; see hmax(). ARMv7 NEON arithmetic also
-// flushes subnormals to zero (architecturally, whatever FPSCR says), so an exp that should be subnormal
-// (x < -87.3) comes out as 0 there: an absolute error below 2^-126, invisible after the softmax.
+// ARMv7 NEON has no across-lane max; see hmax(). ARMv7 NEON arithmetic also flushes subnormals to zero
+// (architecturally, whatever FPSCR says), so an exp that should be subnormal (x < -87.3) comes out as 0
+// there: an absolute error below 2^-126, invisible after the softmax.
 #include <arm_neon.h>
 
 #include <cstddef>

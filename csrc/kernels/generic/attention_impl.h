@@ -13,9 +13,9 @@
 //      in order, one FMA each, then * scale (the dot product first, then the scale: HF's matmul * scaling),
 //      then the mask. Rows past L in the last block repeat the last row and are never stored.
 //   4. Softmax per row in place: max, e = exp(s - max) with the vector exp below, sum, e * (1 / sum) (one
-//      reciprocal per row, then a multiply: torch's vectorised softmax does the same, and a division per score
-//      cost ~2 % of a whole int8 forward at L = 384). A fully masked row under PyTorch semantics has max = -FLT_MAX and
-//      every e = exp(0) = 1: uniform, like HF. Padding lanes give exp(-inf) = 0.
+//      reciprocal per row, then a multiply: torch's vectorised softmax does the same, and a division per
+//      score cost ~2 % of a whole int8 forward at L = 384). A fully masked row under PyTorch semantics has
+//      max = -FLT_MAX and every e = exp(0) = 1: uniform, like HF. Padding lanes give exp(-inf) = 0.
 //   5. ctx = P V: a RP x (CP*W) tile of outputs per step of head columns, keys j = 0..L-1 in order.
 //
 // V provides, beyond rowops_impl.h's list (the ISA file adds them to its Vec; pack_keys is optional):
